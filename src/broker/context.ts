@@ -1,0 +1,24 @@
+/** What the broker's endpoints share; built once in src/main.ts. */
+import type { Logger } from 'pino';
+import type { AuditSink } from '../audit/sink.js';
+import type { BrokerConfig } from '../config/broker.js';
+import type { DevIssuer } from '../dev/dev_issuer.js';
+import type { OwnTokenVerifier } from '../exchange/assertions/mintgate.js';
+import type { TokenExchange } from '../exchange/token_exchange.js';
+import type { KeyManager } from '../keys/key_manager.js';
+import type { Store } from '../store/store.js';
+import type { BrokerMetrics } from './metrics.js';
+
+export interface BrokerContext {
+  config: BrokerConfig;
+  store: Store;
+  keys: KeyManager;
+  exchange: TokenExchange;
+  ownTokens: OwnTokenVerifier;
+  audit: AuditSink;
+  metrics: BrokerMetrics;
+  log: Logger;
+  now: () => number;
+  /** Present in dev mode only. */
+  devIssuer: DevIssuer | undefined;
+}

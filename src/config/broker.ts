@@ -1,0 +1,228 @@
+/**
+ * The broker's configuration: `mintgate.yaml`, parsed once at start-up into a frozen object.
+ * Unknown keys, bad values and impossible combinations stop start-up with a message that
+ * names the key (`ConfigError`). Durations are held in seconds from here on.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const duration = z.string().transform((text, ctx) => {
+  try {
+    const seconds = parseDuration(text);
+    if (seconds <= 0) throw new Error('must be longer than 0s');
+    return seconds;
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+const nonEmpty = z.string().trim().min(1, 'must not be empty');
+const name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . -');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
+
+/** Asymmetric algorithms only: `none` and HMAC are never acceptable for third-party assertions. */
+export const ASSERTION_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+export const SIGNING_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'PS256'] as const;
+
+const matchValue = z.union([nonEmpty, z.array(nonEmpty).min(1)]);
+
+const grantSchema = z.strictObject({
+  audiences: z.array(nonEmpty).min(1),
+  scopes: z.array(z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without space, " or \\')).min(1),
+  max_ttl: duration.optional(),
+});
+
+const ruleSchema = z.strictObject({
+  name,
+  match: z.record(nonEmpty, matchValue).default({}),
+  condition: nonEmpty.optional(),
+  subject: nonEmpty.optional(),
+  job: nonEmpty.optional(),
+  grant: grantSchema,
+});
+
+const trustSchema = z.strictObject({
+  name,
+  type: z.enum(['oidc', 'saml']).default('oidc'),
+  issuer: nonEmpty,
+  jwks_uri: httpUrl.optional(),
+  audiences: z.array(nonEmpty).min(1),
+  algorithms: z.array(z.enum(ASSERTION_ALGORITHMS)).min(1).default(['RS256', 'ES256']),
+  rules: z.array(ruleSchema).min(1),
+});
+
+const fileSchema = z.strictObject({
+  issuer: httpUrl.optional(),
+  store: z.strictObject({ url: nonEmpty.default('memory') }).default({ url: 'memory' }),
+  tokens: z
+    .strictObject({
+      default_ttl: duration.default(300),
+      max_ttl: duration.default(900),
+      clock_skew: duration.default(30),
+      job_revocation_ttl: duration.default(86400),
+    })
+    .default({ default_ttl: 300, max_ttl: 900, clock_skew: 30, job_revocation_ttl: 86400 }),
+  keys: z
+    .strictObject({
+      dir: nonEmpty.default('keys'),
+      alg: z.enum(SIGNING_ALGORITHMS).default('ES256'),
+      rotate_every: duration.default(86400),
+      publish_ahead: duration.default(300),
+      retain_after: duration.default(1200),
+    })
+    .default({ dir: 'keys', alg: 'ES256', rotate_every: 86400, publish_ahead: 300, retain_after: 1200 }),
+  limits: z
+    .strictObject({
+      exchanges_per_subject_per_minute: z.number().int().positive().default(600),
+    })
+    .default({ exchanges_per_subject_per_minute: 600 }),
+  trust: z.array(trustSchema).default([]),
+});
+
+export type BrokerFileConfig = z.infer<typeof fileSchema>;
+export type TrustEntryConfig = z.infer<typeof trustSchema>;
+export type TrustRuleConfig = z.infer<typeof ruleSchema>;
+
+/** Everything the broker runs with, after defaults, environment and cross-checks. */
+export interface BrokerConfig extends Omit<BrokerFileConfig, 'issuer'> {
+  readonly issuer: string;
+  readonly host: string;
+  readonly port: number;
+  /** Dev mode (CONTRACT section 6): the dev issuer and `/dev` routes exist only when true. */
+  readonly dev: boolean;
+  /** The bootstrap admin secret (`MINTGATE_ADMIN_TOKEN`); undefined disables it. */
+  readonly adminToken: string | undefined;
+  /** Key-encryption key for keys kept in Redis (`MINTGATE_KEK`), 32 bytes. */
+  readonly kek: Uint8Array | undefined;
+  readonly logLevel: string;
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  host?: string;
+  port?: number;
+  /** Where the text came from, for messages. */
+  source?: string;
+  dev?: boolean;
+}
+
+/** Reads and validates a config file. */
+export function loadBrokerConfigFile(path: string, opts: LoadOptions = {}): BrokerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? err})`);
+  }
+  let raw: unknown;
+  try {
+    // uniqueKeys (the default) makes a repeated key an error rather than a silent overwrite.
+    raw = parseYaml(text, { uniqueKeys: true }) ?? {};
+  } catch (err) {
+    throw new ConfigError(`${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return buildBrokerConfig(raw, { ...opts, source: path });
+}
+
+/** Validates an already-parsed config object (also used for the generated dev config). */
+export function buildBrokerConfig(raw: unknown, opts: LoadOptions = {}): BrokerConfig {
+  const env = opts.env ?? process.env;
+  const source = opts.source ?? 'config';
+  const parsed = fileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const at = formatPath(issue.path);
+      if (issue.code === 'unrecognized_keys') {
+        return `${[at, ...issue.keys].filter(Boolean).join('.')}: unknown key`;
+      }
+      return `${at || '(top level)'}: ${issue.message}`;
+    });
+    throw new ConfigError(`${source}: ${lines.join('; ')}`);
+  }
+  const file = parsed.data;
+
+  const host = opts.host ?? env.HOST ?? '127.0.0.1';
+  const port = opts.port ?? (env.PORT ? Number(env.PORT) : 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`PORT: "${env.PORT}" is not a port`);
+  const issuer = (file.issuer ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`).replace(/\/+$/, '');
+  const store = { url: env.REDIS_URL ?? file.store.url };
+  const keys = { ...file.keys, dir: env.MINTGATE_KEYS_DIR ?? file.keys.dir };
+  const kek = env.MINTGATE_KEK ? decodeKek(env.MINTGATE_KEK) : undefined;
+
+  const config: BrokerConfig = {
+    ...file,
+    issuer,
+    host,
+    port,
+    store,
+    keys,
+    dev: opts.dev ?? false,
+    adminToken: env.MINTGATE_ADMIN_TOKEN || undefined,
+    kek,
+    logLevel: env.LOG_LEVEL ?? 'info',
+  };
+  checkCombinations(config, source);
+  return deepFreeze(config);
+}
+
+function checkCombinations(config: BrokerConfig, source: string): void {
+  const fail = (msg: string): never => {
+    throw new ConfigError(`${source}: ${msg}`);
+  };
+  const { tokens, keys } = config;
+  if (tokens.default_ttl > tokens.max_ttl) fail('tokens.default_ttl: must not exceed tokens.max_ttl');
+  // DESIGN "Signing keys": a retiring key must stay published until every token it signed expired.
+  if (keys.retain_after < tokens.max_ttl + tokens.clock_skew) {
+    fail(`keys.retain_after: must be at least tokens.max_ttl + tokens.clock_skew (${tokens.max_ttl + tokens.clock_skew}s)`);
+  }
+  if (keys.publish_ahead >= keys.rotate_every) fail('keys.publish_ahead: must be shorter than keys.rotate_every');
+  if (!/^(memory|rediss?:\/\/|redis-sentinel:\/\/|redis-cluster:\/\/)/.test(config.store.url)) {
+    fail(`store.url: "${config.store.url}" is not memory or a redis URL`);
+  }
+  const entryNames = new Set<string>();
+  const issuers = new Set<string>();
+  config.trust.forEach((entry, i) => {
+    if (entryNames.has(entry.name)) fail(`trust[${i}].name: "${entry.name}" is used twice`);
+    entryNames.add(entry.name);
+    if (issuers.has(entry.issuer)) fail(`trust[${i}].issuer: "${entry.issuer}" is trusted twice`);
+    issuers.add(entry.issuer);
+    if (entry.type === 'saml') fail(`trust[${i}].type: saml trust is not available in this version`);
+    if (!entry.jwks_uri && !/^https?:\/\//.test(entry.issuer)) {
+      fail(`trust[${i}].issuer: an OIDC issuer without jwks_uri must be an http(s) URL (discovery)`);
+    }
+    const ruleNames = new Set<string>();
+    entry.rules.forEach((rule, j) => {
+      const at = `trust[${i}].rules[${j}]`;
+      if (ruleNames.has(rule.name)) fail(`${at}.name: "${rule.name}" is used twice`);
+      ruleNames.add(rule.name);
+      if (rule.grant.max_ttl !== undefined && rule.grant.max_ttl > tokens.max_ttl) {
+        fail(`${at}.grant.max_ttl: must not exceed tokens.max_ttl`);
+      }
+    });
+  });
+}
+
+function decodeKek(text: string): Uint8Array {
+  const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  if (bytes.length !== 32) throw new ConfigError('MINTGATE_KEK: must be base64 or base64url of exactly 32 random bytes');
+  return new Uint8Array(bytes);
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), '');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

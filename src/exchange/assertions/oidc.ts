@@ -1,0 +1,89 @@
+/**
+ * OIDC assertions (GitHub Actions, GitLab, Kubernetes, any OIDC issuer): the straight line of
+ * DESIGN "The exchange" step 2. Read the unverified `iss`, find its trust entry (unknown issuer:
+ * refuse, fetch nothing), resolve keys from the cache, verify signature and claims with jose.
+ */
+import { errors as joseErrors, jwtVerify } from 'jose';
+import { InvalidRequest, TemporarilyUnavailable } from '../../http/errors.js';
+import type { CompiledTrustEntry } from '../policy.js';
+import { decodeCompactJwt, MalformedJwt } from './compact_jwt.js';
+import { KeysUnavailable, type JwksCache } from './jwks_cache.js';
+
+export interface VerifiedAssertion {
+  entry: CompiledTrustEntry;
+  claims: Record<string, unknown>;
+  iss: string;
+  sub: string;
+  jti: string | undefined;
+  /** NumericDate seconds. */
+  exp: number;
+}
+
+/** Typ values an identity assertion may carry; anything else is some other kind of JWT. */
+const ACCEPTED_TYP = new Set(['jwt', 'at+jwt', 'application/at+jwt']);
+
+export interface OidcVerifierOptions {
+  trust: ReadonlyMap<string, CompiledTrustEntry>;
+  jwks: JwksCache;
+  /** Seconds of leeway on exp, nbf and iat. */
+  clockSkew: number;
+  now: () => number;
+}
+
+export async function verifyOidcAssertion(token: string, opts: OidcVerifierOptions): Promise<VerifiedAssertion> {
+  const refuse = (detail: string): never => {
+    throw new InvalidRequest('the subject token is not acceptable', detail);
+  };
+  let decoded;
+  try {
+    decoded = decodeCompactJwt(token);
+  } catch (err) {
+    if (err instanceof MalformedJwt) return refuse(`malformed assertion: ${err.message}`);
+    throw err;
+  }
+  const { header, claims } = decoded;
+  const iss = claims.iss as string;
+  const entry = opts.trust.get(iss);
+  if (!entry) return refuse(`untrusted issuer ${JSON.stringify(iss.slice(0, 200))}`);
+  // The algorithm comes from our configuration, never from the token (RS/HS confusion).
+  if (!entry.algorithms.includes(header.alg)) return refuse(`alg ${header.alg.slice(0, 20)} not allowed for ${entry.name}`);
+  if (header.typ !== undefined && !ACCEPTED_TYP.has(header.typ.toLowerCase())) return refuse(`typ ${header.typ.slice(0, 40)} is not an identity token`);
+
+  const aud = claims.aud as string | string[];
+  // CONTRACT section 3: an array aud is accepted only when every value is one we accept.
+  const audiences = Array.isArray(aud) ? aud : [aud];
+  if (!audiences.every((a) => entry.audiences.has(a))) return refuse(`aud not accepted by ${entry.name}`);
+
+  const nowMs = opts.now();
+  const nowSec = Math.floor(nowMs / 1000);
+  if (typeof claims.iat === 'number' && claims.iat > nowSec + opts.clockSkew) return refuse('iat is in the future');
+
+  let resolver;
+  try {
+    resolver = await opts.jwks.resolver(entry);
+  } catch (err) {
+    if (err instanceof KeysUnavailable) throw new TemporarilyUnavailable(err.message);
+    throw err;
+  }
+  try {
+    await jwtVerify(token, resolver, {
+      issuer: entry.issuer,
+      algorithms: entry.algorithms,
+      clockTolerance: opts.clockSkew,
+      currentDate: new Date(nowMs),
+      requiredClaims: ['exp', 'sub'],
+    });
+  } catch (err) {
+    if (err instanceof KeysUnavailable) throw new TemporarilyUnavailable(err.message);
+    if (err instanceof joseErrors.JOSEError) return refuse(`${entry.name}: ${err.code}: ${err.message}`);
+    throw err;
+  }
+  return {
+    entry,
+    claims,
+    iss,
+    sub: claims.sub as string,
+    jti: claims.jti as string | undefined,
+    exp: claims.exp as number,
+  };
+}

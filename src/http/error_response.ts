@@ -1,0 +1,57 @@
+/**
+ * The one place that decides what an error looks like on the wire. Protocol errors leave with
+ * their code and public description; anything else leaves as a generic `server_error` and its
+ * details stay in the log (oidc-provider's rule: nothing >= 500 is exposed).
+ */
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { InvalidRequest, NotFound, OAuthError, ServerError } from './errors.js';
+
+export function sendError(res: Response, err: OAuthError): void {
+  for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+  res.setHeader('Cache-Control', 'no-store');
+  res.status(err.status).json(err.toJSON());
+}
+
+/** Maps body-parser failures (size, syntax, charset) to protocol errors. */
+function fromBodyParser(err: { type?: string; status?: number }): OAuthError | null {
+  switch (err.type) {
+    case 'entity.too.large':
+      return new InvalidRequest('the request body is too large', undefined, 413);
+    case 'entity.parse.failed':
+      return new InvalidRequest('the request body is not well-formed');
+    case 'parameters.too.many':
+      return new InvalidRequest('too many parameters');
+    case 'charset.unsupported':
+    case 'encoding.unsupported':
+      return new InvalidRequest('unsupported body encoding', undefined, 415);
+    case 'request.aborted':
+      return new InvalidRequest('the request was aborted');
+    default:
+      return null;
+  }
+}
+
+export function errorHandler(log: Logger) {
+  // Express recognises error handlers by their four parameters.
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    let oauth: OAuthError;
+    if (err instanceof OAuthError) oauth = err;
+    else oauth = fromBodyParser(err as { type?: string }) ?? new ServerError();
+    if (oauth.status >= 500 && oauth.status !== 503) {
+      log.error({ req_id: req.id, err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'unexpected error');
+      oauth = new ServerError();
+    } else if (oauth.detail) {
+      log.info({ req_id: req.id, error: oauth.code, detail: oauth.detail }, 'request refused');
+    }
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    sendError(res, oauth);
+  };
+}
+
+export function notFound(_req: Request, _res: Response, next: NextFunction): void {
+  next(new NotFound());
+}
