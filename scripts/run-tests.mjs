@@ -16,6 +16,13 @@ function collect(dir) {
   return out;
 }
 
+// Black-box tests run the built CLI (dist/), exactly as a user would: build it first, so a
+// stale dist/ can never pass for the source. MINTGATE_SKIP_BUILD=1 skips this.
+if (process.env.MINTGATE_SKIP_BUILD !== '1') {
+  const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  if (build.status !== 0) process.exit(build.status ?? 1);
+}
+
 const filters = process.argv.slice(2);
 const files = collect('test')
   .filter((f) => filters.length === 0 || filters.some((p) => f.startsWith(p) || f.includes(p)))
