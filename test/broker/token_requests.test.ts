@@ -1,0 +1,75 @@
+/** The token endpoint's request handling: limits, content types, duplicates, rate limits. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { request } from 'undici';
+import { startTestBroker, TOKEN_EXCHANGE, trustEntry, TT, type TestBroker } from '../support/broker.js';
+import { startLocalIssuer, type LocalIssuer } from '../support/local_issuer.js';
+import { assertMatchesOpenApi } from '../support/openapi.js';
+
+describe('token endpoint requests', () => {
+  let idp: LocalIssuer;
+  let broker: TestBroker;
+  before(async () => {
+    idp = await startLocalIssuer();
+    broker = await startTestBroker({
+      config: {
+        limits: { exchanges_per_subject_per_minute: 3 },
+        trust: [trustEntry(idp.issuer, {}, [{ name: 'any', job: 'claims.run_id', grant: { audiences: ['gw'], scopes: ['s'] } }])],
+      },
+    });
+  });
+  after(async () => {
+    await broker?.close();
+    await idp?.close();
+  });
+
+  it('accepts JSON as well as a form', async () => {
+    const res = await broker.postJson('/oauth2/token', { grant_type: TOKEN_EXCHANGE, subject_token: await idp.github({ run_id: 'json', sub: 'json-sub' }), subject_token_type: TT.idToken });
+    assert.equal(res.status, 200, res.text);
+  });
+
+  it('refuses repeated parameters, except audience and resource', async () => {
+    const token = await idp.github({ run_id: 'dup', sub: 'dup-sub' });
+    const dup = await broker.postForm('/oauth2/token', { grant_type: TOKEN_EXCHANGE, subject_token: [token, token], subject_token_type: TT.jwt });
+    assert.equal(dup.status, 400);
+    assert.equal(dup.body.error, 'invalid_request');
+    assert.match(dup.body.error_description, /repeated/);
+    const sameAudienceTwice = await broker.exchange(token, { audience: ['gw', 'gw'] });
+    assert.equal(sameAudienceTwice.status, 200, sameAudienceTwice.text);
+  });
+
+  it('answers 413 for a body over 64 KiB and 415 for other content types', async () => {
+    const big = await broker.postForm('/oauth2/token', { grant_type: TOKEN_EXCHANGE, subject_token: 'x'.repeat(70_000), subject_token_type: TT.jwt });
+    assert.equal(big.status, 413);
+    assert.equal(big.body.error, 'invalid_request');
+    assertMatchesOpenApi('POST', '/oauth2/token', 413, big.body);
+    const res = await request(`${broker.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'grant_type=x' });
+    assert.equal(res.statusCode, 415);
+    assert.equal(((await res.body.json()) as { error: string }).error, 'invalid_request');
+    const broken = await request(`${broker.url}/oauth2/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"grant_type":' });
+    assert.equal(broken.statusCode, 400);
+    assert.equal(((await broken.body.json()) as { error: string }).error, 'invalid_request');
+  });
+
+  it('answers 429 slow_down with Retry-After past the per-subject limit, per subject', async () => {
+    const statuses: number[] = [];
+    let last;
+    for (let i = 0; i < 5; i++) {
+      last = await broker.exchange(await idp.github({ run_id: `rl-${i}`, sub: 'busy-subject' }));
+      statuses.push(last.status);
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    assert.equal(last!.body.error, 'slow_down');
+    assert.ok(Number(last!.headers['retry-after']) >= 1);
+    assertMatchesOpenApi('POST', '/oauth2/token', 429, last!.body);
+    const other = await broker.exchange(await idp.github({ run_id: 'rl-other', sub: 'quiet-subject' }));
+    assert.equal(other.status, 200, 'another subject is not affected');
+  });
+
+  it('never echoes the subject token in an error', async () => {
+    const token = await idp.github({ run_id: 'echo', aud: 'someone-else' });
+    const res = await broker.exchange(token);
+    assert.equal(res.status, 400);
+    assert.ok(!res.text.includes(token.split('.')[1]!));
+  });
+});
