@@ -25,6 +25,13 @@ describe('mintgate CLI', () => {
     }
   });
 
+  it('runs the scripted demo (npm run demo) to the end', async () => {
+    const { stdout } = await exec(process.execPath, ['scripts/demo.mjs'], { timeout: 60_000 });
+    assert.match(stdout, /already been used/);
+    assert.match(stdout, /job token: active=false/);
+    assert.match(stdout, /child token: active=false/);
+  });
+
   it('exits 2 on usage errors', async () => {
     assert.equal((await runCli(['nonsense'])).code, 2);
     assert.equal((await runCli(['exchange', '--broker', 'http://127.0.0.1:1'])).code, 2, 'missing required options');
