@@ -16,7 +16,7 @@ describe('POST /oauth2/token', () => {
   before(async () => {
     idp = await startLocalIssuer();
     broker = await startTestBroker({
-      config: {
+      config: (brokerIssuer) => ({
         tokens: { default_ttl: '5m', max_ttl: '15m', clock_skew: '30s' },
         trust: [
           trustEntry(idp.issuer, {}, [
@@ -41,13 +41,14 @@ describe('POST /oauth2/token', () => {
               grant: { audiences: ['inference-gateway'], scopes: ['inference:invoke', 'model:llama-3-8b'] },
             },
             {
-              name: 'admin',
+              // How an operators' pipeline gets admin rights: the broker itself as audience.
+              name: 'operators',
               match: { repository: 'acme/ops' },
-              grant: { audiences: ['self'], scopes: ['mintgate:admin'] },
+              grant: { audiences: [brokerIssuer], scopes: ['mintgate:admin', 'mintgate:introspect'] },
             },
           ]),
         ],
-      },
+      }),
     });
   });
   after(async () => {
@@ -240,26 +241,50 @@ describe('POST /oauth2/token', () => {
   });
 
   it('lets a mintgate token with aud = issuer and scope mintgate:admin use /admin, and nothing less', async () => {
-    // A rule granting the broker's own issuer as audience: how an operator's pipeline gets admin.
-    const entry = broker.config.trust[0]!;
-    assert.ok(entry.rules.some((r) => r.name === 'admin'));
     const noAuth = await broker.get('/admin/keys');
     assert.equal(noAuth.status, 401);
     assert.equal(noAuth.headers['www-authenticate'], 'Bearer realm="mintgate"');
+    assertMatchesOpenApi('GET', '/admin/keys', 401, noAuth.body);
     const badAuth = await broker.get('/admin/keys', { authorization: 'Bearer nope' });
     assert.equal(badAuth.status, 401);
     assert.match(String(badAuth.headers['www-authenticate']), /error="invalid_token"/);
     assertMatchesOpenApi('GET', '/admin/keys', 401, badAuth.body);
+    const basic = await broker.get('/admin/keys', { authorization: `Basic ${Buffer.from(`a:${ADMIN_TOKEN}`).toString('base64')}` });
+    assert.equal(basic.status, 401);
+
+    const asAdmin = await broker.get('/admin/keys', { authorization: `Bearer ${ADMIN_TOKEN}` });
+    assert.equal(asAdmin.status, 200);
+    assertMatchesOpenApi('GET', '/admin/keys', 200, asAdmin.body);
+
     // An ordinary job token (aud inference-gateway) is not an admin credential.
     const job = await broker.exchange(await idp.github({ run_id: 'not-admin' }));
     const jobAuth = await broker.get('/admin/keys', { authorization: `Bearer ${job.body.access_token}` });
     assert.equal(jobAuth.status, 401);
-    const asAdmin = await broker.get('/admin/keys', { authorization: `Bearer ${ADMIN_TOKEN}` });
-    assert.equal(asAdmin.status, 200);
-    assertMatchesOpenApi('GET', '/admin/keys', 200, asAdmin.body);
-    // Introspection needs mintgate:introspect: a job token gets 401 (wrong aud).
-    const intro = await broker.postForm('/oauth2/introspect', { token: 'x' }, { authorization: `Bearer ${job.body.access_token}` });
-    assert.equal(intro.status, 401);
+    const jobIntro = await broker.postForm('/oauth2/introspect', { token: 'x' }, { authorization: `Bearer ${job.body.access_token}` });
+    assert.equal(jobIntro.status, 401);
+
+    // An operator token: aud is the broker's issuer.
+    const ops = await broker.exchange(await idp.github({ repository: 'acme/ops', run_id: 'ops' }), { audience: broker.url });
+    assert.equal(ops.status, 200, ops.text);
+    const opsAuth = { authorization: `Bearer ${ops.body.access_token}` };
+    assert.equal((await broker.get('/admin/keys', opsAuth)).status, 200);
+
+    // Narrowed to introspection only: introspect yes, admin no (403 insufficient_scope).
+    const narrow = await broker.exchange(ops.body.access_token, { subject_token_type: TT.accessToken, scope: 'mintgate:introspect' });
+    assert.equal(narrow.status, 200, narrow.text);
+    const introAuth = { authorization: `Bearer ${narrow.body.access_token}` };
+    const intro = await broker.postForm('/oauth2/introspect', { token: job.body.access_token }, introAuth);
+    assert.equal(intro.status, 200);
+    assert.equal(intro.body.active, true);
+    const forbidden = await broker.get('/admin/keys', introAuth);
+    assert.equal(forbidden.status, 403);
+    assert.equal(forbidden.body.error, 'insufficient_scope');
+    assert.match(String(forbidden.headers['www-authenticate']), /error="insufficient_scope", scope="mintgate:admin"/);
+    assertMatchesOpenApi('GET', '/admin/keys', 403, forbidden.body);
+
+    // Revoked, the operator token stops working at once.
+    await broker.postForm('/oauth2/revoke', { token: ops.body.access_token });
+    assert.equal((await broker.get('/admin/keys', opsAuth)).status, 401);
   });
 
   it('publishes RFC 8414 metadata at both well-known paths', async () => {

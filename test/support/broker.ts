@@ -20,8 +20,8 @@ export const TT = {
 } as const;
 
 export interface TestBrokerOptions {
-  /** Raw config (as in mintgate.yaml); `issuer` is filled in. */
-  config?: Record<string, unknown>;
+  /** Raw config (as in mintgate.yaml); `issuer` is filled in. A function receives the issuer. */
+  config?: Record<string, unknown> | ((issuer: string) => Record<string, unknown>);
   now?: () => number;
   store?: Store;
   keystore?: KeystoreRepository;
@@ -54,7 +54,7 @@ export async function startTestBroker(opts: TestBrokerOptions = {}): Promise<Tes
   const port = await freePort();
   const issuer = `http://127.0.0.1:${port}`;
   const config = buildBrokerConfig(
-    { issuer, ...opts.config },
+    { issuer, ...(typeof opts.config === 'function' ? opts.config(issuer) : opts.config) },
     { env: { MINTGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'silent' }, host: '127.0.0.1', port, dev: opts.dev ?? false, source: 'test config' },
   );
   const audit = new MemoryAuditSink();
