@@ -2,7 +2,7 @@
  * The embedded store: one process, nothing on disk (keys live under `keys/`, see keys/).
  * Entries carry their own expiry and are dropped lazily on read and by a periodic sweep.
  */
-import { compareFeedIds, type IssuedToken, type NewRevocation, type Revocation, type Store, type TokenRef } from './store.js';
+import { assertFeedId, compareFeedIds, type IssuedToken, type NewRevocation, type Revocation, type Store, type TokenRef } from './store.js';
 
 interface Expiring<T> {
   value: T;
@@ -96,6 +96,7 @@ export class MemoryStore implements Store {
   }
 
   async revocationsAfter(afterId: string | null, limit: number): Promise<Revocation[]> {
+    if (afterId !== null) assertFeedId(afterId);
     const now = this.now();
     const start = afterId === null ? 0 : this.feed.findIndex((r) => compareFeedIds(r.id, afterId) > 0);
     if (start < 0) return [];

@@ -65,13 +65,22 @@ export interface Store {
   /** Writes the issued-token record; kept for `ttlSeconds`. Must complete before signing. */
   recordIssued(token: IssuedToken, ttlSeconds: number): Promise<void>;
   getIssued(jti: string): Promise<IssuedToken | null>;
-  /** Stores a revocation and appends it to the feed; resolves with its feed id. */
+  /**
+   * Stores a revocation and appends it to the feed, both or neither; resolves with it as given
+   * plus its feed id. A live revocation of the same kind and value is widened, never narrowed:
+   * the stored one keeps the later `at` and the later `until` of the two (the feed carries each
+   * event as given).
+   */
   revoke(revocation: NewRevocation): Promise<Revocation>;
-  /** The first live revocation that covers this token, if any. */
+  /** A live revocation that covers this token, if any (which one, when several do, is unspecified). */
   findRevocation(token: TokenRef): Promise<Revocation | null>;
   /** The live revocation of a job, if any (new exchanges for a revoked job are refused). */
   findJobRevocation(jobId: string): Promise<Revocation | null>;
-  /** Feed events after `afterId` (exclusive; null: from the oldest kept), oldest first. */
+  /**
+   * Feed events after `afterId` (exclusive; null: from the oldest kept), oldest first, at most
+   * `limit` live ones: expired events are skipped, not counted, so an empty page means the reader
+   * has caught up. Rejects with TypeError when `afterId` is not a feed id ({@link assertFeedId}).
+   */
   revocationsAfter(afterId: string | null, limit: number): Promise<Revocation[]>;
   /** Resolves when the store answers; rejects with StoreUnavailable otherwise. */
   ping(): Promise<void>;
@@ -81,6 +90,20 @@ export interface Store {
 /** The backing service cannot be reached; the request must fail closed (503). */
 export class StoreUnavailable extends Error {
   override name = 'StoreUnavailable';
+}
+
+/**
+ * Checks that `id` is a feed id, `<ms>-<seq>` with both parts safe integers (a Redis Stream id).
+ * `revocationsAfter` calls it on its cursor: the cursor comes from a client's `Last-Event-ID`, and
+ * a garbled one must fail loudly rather than read as "nothing new" and hide every revocation.
+ *
+ * @throws TypeError when it is not.
+ */
+export function assertFeedId(id: string): void {
+  const match = /^(\d{1,16})-(\d{1,16})$/.exec(id);
+  if (!match || !Number.isSafeInteger(Number(match[1])) || !Number.isSafeInteger(Number(match[2]))) {
+    throw new TypeError(`not a feed id (<ms>-<seq>): ${JSON.stringify(id.slice(0, 40))}`);
+  }
 }
 
 /** Orders feed ids `<ms>-<seq>` numerically. */

@@ -1,0 +1,667 @@
+/**
+ * The Redis store: the same contract as memory.ts (test/store/store_suite.ts runs on both), kept
+ * in Redis so that several brokers share it (DESIGN "State", "Scale-out"). Works on a standalone
+ * server, behind Sentinel and on Cluster.
+ *
+ * Keys, for a prefix P (default `mintgate`):
+ * - `P:claim:<key>`: assertion replay claims, `SET NX EX` (single-key, so spread over the Cluster);
+ * - `{P:issued}:jti:<jti>`: an issued-token record (JSON, `EX`), indexed by job and subject in
+ *   the sorted sets `{P:issued}:job:<job>` and `{P:issued}:sub:<sub>` (member jti, score its
+ *   expiry in epoch ms);
+ * - `{P:rev}:jti|job|sub:<value>`: a live revocation (hash; expires at its `until`), and
+ *   `{P:rev}:feed`: the revocation feed, a Redis Stream whose entry ids are the feed ids;
+ * - `P:keystore`: the signing keys, encrypted with the KEK ({@link RedisKeystoreRepository}).
+ * Every key one Lua script touches carries the same hash tag (`{P:issued}`, `{P:rev}`), so the
+ * scripts run on Cluster; the price is that each group lives in one slot.
+ *
+ * Time: entries expire by the Redis server's clock (`EX`, `PEXPIREAT`); `until` values are epoch
+ * ms from the broker's clock, so the two should be NTP-synchronised like any token issuer's.
+ *
+ * Needs Redis 6.2 or later (exclusive XRANGE starts).
+ */
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
+import nodeJose from 'node-jose';
+import type { KeystoreDoc, KeystoreRepository } from '../keys/keystore.js';
+import {
+  assertFeedId,
+  StoreUnavailable,
+  type IssuedToken,
+  type NewRevocation,
+  type Revocation,
+  type RevocationKind,
+  type Store,
+  type TokenRef,
+} from './store.js';
+
+/** A connected ioredis client: standalone, Sentinel-managed or Cluster. */
+export type RedisClient = Redis | Cluster;
+
+// ---------------------------------------------------------------------------------------------
+// URLs and clients
+
+/** Where a Redis URL points, parsed by {@link parseRedisUrl}. */
+export type RedisTarget =
+  | { mode: 'standalone'; host: string; port: number; db: number; tls: boolean; username?: string; password?: string }
+  | { mode: 'sentinel'; sentinels: HostPort[]; name: string; db: number; username?: string; password?: string }
+  | { mode: 'cluster'; nodes: HostPort[]; username?: string; password?: string };
+
+/** One node of a Sentinel or Cluster URL. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+const DEFAULT_PORT = 6379;
+const DEFAULT_SENTINEL_PORT = 26379;
+
+/**
+ * Parses the store URL forms of DESIGN "State":
+ * - `redis://[[user]:password@]host[:port][/db]` (port 6379, db 0 by default);
+ * - `rediss://...`, the same over TLS (server name checked against `host`);
+ * - `redis-sentinel://[[user]:password@]h1[:p1],h2[:p2]/master[/db]` (port 26379 by default);
+ * - `redis-cluster://[[user]:password@]h1[:p1],h2[:p2]` (port 6379 by default).
+ * User and password are percent-decoded and authenticate to the data nodes (with Sentinel, the
+ * master and replicas; the sentinels themselves are asked without credentials). IPv6 hosts go
+ * in brackets. Query strings are refused rather than silently ignored.
+ *
+ * @throws TypeError naming what is wrong; the password never appears in the message.
+ */
+export function parseRedisUrl(url: string): RedisTarget {
+  const redacted = redactRedisUrl(url);
+  const fail = (why: string): never => {
+    throw new TypeError(`redis URL ${redacted}: ${why}`);
+  };
+  const match = /^([a-z-]+):\/\/(?:([^@/?#]*)@)?([^/?#]*)(\/[^?#]*)?([?#].*)?$/i.exec(url);
+  if (!match) return fail('not a URL of the form scheme://[user:password@]host[:port][/path]');
+  const [, rawScheme = '', userinfo, hostList = '', rawPath = '', rest] = match;
+  const scheme = rawScheme.toLowerCase();
+  if (!['redis', 'rediss', 'redis-sentinel', 'redis-cluster'].includes(scheme)) {
+    fail('the scheme must be redis, rediss, redis-sentinel or redis-cluster');
+  }
+  if (rest) fail('query strings and fragments are not supported');
+  const credentials = parseUserinfo(userinfo, fail);
+  const defaultPort = scheme === 'redis-sentinel' ? DEFAULT_SENTINEL_PORT : DEFAULT_PORT;
+  const hosts = hostList.split(',').map((h) => parseHostPort(h, defaultPort, fail));
+  const segments = rawPath.split('/').slice(1);
+  if (segments.at(-1) === '') segments.pop();
+  const parseDb = (text: string): number => {
+    if (!/^\d{1,5}$/.test(text)) fail(`the database must be a number, not "${text}"`);
+    return Number(text);
+  };
+
+  switch (scheme) {
+    case 'redis':
+    case 'rediss': {
+      if (hosts.length !== 1) fail(`${scheme}:// takes one host; use redis-sentinel:// or redis-cluster:// for several`);
+      if (segments.length > 1) fail('the path can only be the database number');
+      const db = segments.length === 1 ? parseDb(segments[0]!) : 0;
+      return { mode: 'standalone', ...hosts[0]!, db, tls: scheme === 'rediss', ...credentials };
+    }
+    case 'redis-sentinel': {
+      if (segments.length < 1 || segments.length > 2) fail('the path must be /<master name>[/<db>]');
+      const name = decode(segments[0]!, fail);
+      if (name === '') fail('the master name is empty');
+      const db = segments.length === 2 ? parseDb(segments[1]!) : 0;
+      return { mode: 'sentinel', sentinels: hosts, name, db, ...credentials };
+    }
+    default: {
+      if (segments.length > 0) fail('a cluster URL has no path (Cluster has only database 0)');
+      return { mode: 'cluster', nodes: hosts, ...credentials };
+    }
+  }
+}
+
+/** The URL with any password replaced by `***`, for messages and logs. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/^([^:/]*:\/\/)([^@/?#]*)@/, (_all, scheme: string, userinfo: string) => {
+    const colon = userinfo.indexOf(':');
+    return `${scheme}${colon < 0 ? '***' : `${userinfo.slice(0, colon)}:***`}@`;
+  });
+}
+
+function parseUserinfo(userinfo: string | undefined, fail: (why: string) => never): { username?: string; password?: string } {
+  if (userinfo === undefined || userinfo === '') return {};
+  const colon = userinfo.indexOf(':');
+  // `redis://secret@host` is read as a user name by some clients and as a password by others;
+  // refuse to guess which one a credential is.
+  if (colon < 0) return fail('write the credentials as :password@ or user:password@');
+  const username = decode(userinfo.slice(0, colon), fail);
+  const password = decode(userinfo.slice(colon + 1), fail);
+  return { ...(username ? { username } : {}), ...(password ? { password } : {}) };
+}
+
+function parseHostPort(text: string, defaultPort: number, fail: (why: string) => never): HostPort {
+  const match = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(text);
+  if (!match) return fail(`"${text}" is not host[:port]`);
+  const host = match[1]!.startsWith('[') ? match[1]!.slice(1, -1) : match[1]!;
+  const port = match[2] === undefined ? defaultPort : Number(match[2]);
+  if (port < 1 || port > 65535) fail(`port ${port} is out of range`);
+  return { host, port };
+}
+
+function decode(text: string, fail: (why: string) => never): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return fail('bad percent-encoding');
+  }
+}
+
+/** Connection behaviour of {@link createRedisClient}; every time is in milliseconds. */
+export interface RedisClientOptions {
+  /** Gives up on one connection attempt after this long (default 2,000). */
+  connectTimeoutMs?: number;
+  /** Fails a command that has no reply after this long (default 2,000). */
+  commandTimeoutMs?: number;
+  /** Longest pause between reconnection attempts (default 2,000); attempts never stop. */
+  maxReconnectDelayMs?: number;
+  /** Receives connection errors while the client reconnects (default: ioredis prints them). */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Makes an ioredis client for a store URL ({@link parseRedisUrl}) that fails fast: while Redis
+ * is unreachable, commands are not queued (`enableOfflineQueue: false`) or retried more than
+ * once but rejected at once, so a request fails closed with 503 instead of hanging; meanwhile
+ * the client keeps reconnecting with capped exponential backoff and recovers by itself.
+ * It starts connecting at once; {@link waitUntilReady} waits for the first connection.
+ */
+export function createRedisClient(url: string, opts: RedisClientOptions = {}): RedisClient {
+  const target = parseRedisUrl(url);
+  const connectTimeout = opts.connectTimeoutMs ?? 2_000;
+  const commandTimeout = opts.commandTimeoutMs ?? 2_000;
+  const maxDelay = opts.maxReconnectDelayMs ?? 2_000;
+  // 100, 200, 400 ... ms up to maxDelay, with jitter so that brokers do not reconnect in step.
+  const retryStrategy = (times: number): number => Math.min(50 * 2 ** Math.min(times, 16), maxDelay) + Math.floor(Math.random() * 100);
+  const credentials = { ...(target.username ? { username: target.username } : {}), ...(target.password ? { password: target.password } : {}) };
+  const common: RedisOptions = {
+    ...credentials,
+    connectionName: 'mintgate',
+    connectTimeout,
+    commandTimeout,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+  };
+
+  let client: RedisClient;
+  switch (target.mode) {
+    case 'standalone':
+      client = new Redis({
+        ...common,
+        host: target.host,
+        port: target.port,
+        db: target.db,
+        retryStrategy,
+        // SNI carries names only (RFC 6066 3); node checks the certificate against `host` either way.
+        ...(target.tls ? { tls: isIP(target.host) === 0 ? { servername: target.host } : {} } : {}),
+      });
+      break;
+    case 'sentinel':
+      client = new Redis({ ...common, sentinels: target.sentinels, name: target.name, db: target.db, retryStrategy });
+      break;
+    case 'cluster': {
+      const options: ClusterOptions = {
+        enableOfflineQueue: false,
+        clusterRetryStrategy: retryStrategy,
+        slotsRefreshTimeout: connectTimeout,
+        redisOptions: { ...credentials, connectionName: 'mintgate', connectTimeout, commandTimeout, maxRetriesPerRequest: 1 },
+      };
+      client = new Cluster(target.nodes, options);
+      break;
+    }
+  }
+  if (opts.onError) client.on('error', opts.onError);
+  return client;
+}
+
+/**
+ * Resolves once the client is connected and ready.
+ *
+ * @throws StoreUnavailable after `timeoutMs` (default 5,000) without a connection, or when the
+ *   client was closed.
+ */
+export function waitUntilReady(client: RedisClient, timeoutMs = 5_000): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  if (client.status === 'end') return Promise.reject(new StoreUnavailable('redis: the client is closed'));
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      client.off('ready', onReady);
+      client.off('end', onEnd);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = (): void => done();
+    const onEnd = (): void => done(new StoreUnavailable('redis: the client is closed'));
+    const timer = setTimeout(() => done(new StoreUnavailable(`redis: not reachable within ${timeoutMs} ms`)), timeoutMs);
+    client.on('ready', onReady);
+    client.on('end', onEnd);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and scripts
+
+/**
+ * Error replies that mean "Redis cannot serve this now" rather than "this command is wrong":
+ * loading, failing over, out of memory, blocked by a script, or refusing our credentials.
+ */
+const UNAVAILABLE_REPLIES = new Set([
+  'LOADING', 'READONLY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'BUSY', 'NOREPLICAS', 'OOM', 'MISCONF',
+  'NOAUTH', 'WRONGPASS', 'NOPERM',
+]);
+
+function isReplyError(err: unknown): err is Error {
+  return err instanceof (ReplyError as new () => Error);
+}
+
+/**
+ * Turns a failure to reach Redis (refused, timed out, offline, closed, Cluster down) into
+ * {@link StoreUnavailable}, so callers fail closed; any other error reply is a bug and stays.
+ */
+function mapRedisError(err: unknown, what: string): unknown {
+  if (err instanceof StoreUnavailable) return err;
+  if (isReplyError(err)) {
+    const code = err.message.split(' ', 1)[0] ?? '';
+    return UNAVAILABLE_REPLIES.has(code) ? new StoreUnavailable(`redis ${what}: ${code}`, { cause: err }) : err;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return new StoreUnavailable(`redis ${what}: ${message}`, { cause: err });
+}
+
+async function guarded<T>(what: string, op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    throw mapRedisError(err, what);
+  }
+}
+
+/** A Lua script run by EVALSHA, loaded with EVAL when the server does not have it yet. */
+class LuaScript {
+  private readonly sha: string;
+
+  constructor(private readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: RedisClient, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      // After a restart, a failover or on a Cluster node that never saw it.
+      if (isReplyError(err) && err.message.startsWith('NOSCRIPT')) return client.eval(this.source, keys.length, ...keys, ...args);
+      throw err;
+    }
+  }
+}
+
+// Server time in epoch ms, inside a script (Redis 5+ replicates script effects, so TIME is allowed).
+const LUA_NOW = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`;
+
+/**
+ * The issue record and its indexes, in one step.
+ * KEYS: record, job index, subject index. ARGV: record JSON, ttl seconds, jti.
+ */
+const RECORD_ISSUED = new LuaScript(`${LUA_NOW}
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+local expires = string.format('%.0f', now + ttl * 1000)
+for i = 2, 3 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', string.format('%.0f', now))
+  redis.call('ZADD', KEYS[i], expires, ARGV[3])
+  if redis.call('PTTL', KEYS[i]) < ttl * 1000 then redis.call('PEXPIRE', KEYS[i], ttl * 1000) end
+end
+return 1
+`);
+
+/**
+ * A revocation and its feed event, in one step: never one without the other.
+ * KEYS: revocation hash, feed stream. ARGV: kind, value, reason, at, until, feed max length.
+ * A live earlier revocation of the same value is widened, never narrowed: the later of the two
+ * `at` (for sub: "issued at or before") and the later `until` are kept. Numbers stay the strings
+ * the client sent; Lua only compares them, so no float formatting can alter them.
+ */
+const REVOKE = new LuaScript(`${LUA_NOW}
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
+  'kind', ARGV[1], 'value', ARGV[2], 'reason', ARGV[3], 'at', ARGV[4], 'until', ARGV[5])
+local at, untilMs = ARGV[4], ARGV[5]
+local prev = redis.call('HMGET', KEYS[1], 'at', 'until')
+if prev[1] and prev[2] and tonumber(prev[2]) > now then
+  if tonumber(prev[1]) > tonumber(at) then at = prev[1] end
+  if tonumber(prev[2]) > tonumber(untilMs) then untilMs = prev[2] end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'id', id, 'kind', ARGV[1], 'value', ARGV[2], 'reason', ARGV[3], 'at', at, 'until', untilMs)
+redis.call('PEXPIREAT', KEYS[1], untilMs)
+-- Drop expired events from the head of the feed, as MemoryStore.sweep does (at most 100 a call;
+-- readers skip expired events anywhere, so this only bounds the stream's size).
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)
+for _, entry in ipairs(head) do
+  local fields, u = entry[2], nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'until' then u = tonumber(fields[i + 1]) end
+  end
+  if u == nil or u > now then break end
+  redis.call('XDEL', KEYS[2], entry[1])
+end
+return id
+`);
+
+/** The revocations by jti, job and subject of one token, in one round trip. KEYS: the three hashes. */
+const FIND_REVOCATIONS = new LuaScript(`
+return { redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]) }
+`);
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+export interface RedisStoreOptions {
+  /** Epoch milliseconds, for the defence-in-depth `until` checks on read (default Date.now). */
+  now?: () => number;
+  /** About how many feed events the stream keeps at most (`XADD MAXLEN ~`, default 100,000). */
+  feedMaxLength?: number;
+}
+
+/** XRANGE page size while skipping expired feed events. */
+const FEED_PAGE = 100;
+
+/**
+ * The Store on Redis. `close()` ends the client it was given (share that client with
+ * {@link RedisKeystoreRepository}, which never closes it).
+ */
+export class RedisStore implements Store {
+  readonly kind = 'redis' as const;
+  private readonly now: () => number;
+  private readonly feedMaxLength: number;
+  private readonly keys: {
+    claim(key: string): string;
+    issued(jti: string): string;
+    issuedByJob(job: string): string;
+    issuedBySub(sub: string): string;
+    revocation(kind: RevocationKind, value: string): string;
+    feed: string;
+  };
+  private closed = false;
+
+  /**
+   * @param client a client from {@link createRedisClient} (or any ioredis client).
+   * @param prefix starts every key (default `mintgate`); several deployments can share a Redis
+   *   with different prefixes. Braces are refused: they would change the hash tags.
+   */
+  constructor(
+    private readonly client: RedisClient,
+    prefix = 'mintgate',
+    opts: RedisStoreOptions = {},
+  ) {
+    checkPrefix(prefix);
+    this.now = opts.now ?? Date.now;
+    this.feedMaxLength = opts.feedMaxLength ?? 100_000;
+    const issued = `{${prefix}:issued}`;
+    const rev = `{${prefix}:rev}`;
+    this.keys = {
+      claim: (key) => `${prefix}:claim:${key}`,
+      issued: (jti) => `${issued}:jti:${jti}`,
+      issuedByJob: (job) => `${issued}:job:${job}`,
+      issuedBySub: (sub) => `${issued}:sub:${sub}`,
+      revocation: (kind, value) => `${rev}:${kind}:${value}`,
+      feed: `${rev}:feed`,
+    };
+  }
+
+  async claimAssertion(key: string, ttlSeconds: number): Promise<boolean> {
+    const reply = await guarded('claim', () => this.client.set(this.keys.claim(key), '1', 'EX', wholeSeconds(ttlSeconds), 'NX'));
+    return reply === 'OK';
+  }
+
+  async recordIssued(token: IssuedToken, ttlSeconds: number): Promise<void> {
+    const keys = [this.keys.issued(token.jti), this.keys.issuedByJob(token.job_id), this.keys.issuedBySub(token.sub)];
+    await guarded('record', () => RECORD_ISSUED.run(this.client, keys, [JSON.stringify(token), wholeSeconds(ttlSeconds), token.jti]));
+  }
+
+  async getIssued(jti: string): Promise<IssuedToken | null> {
+    const text = await guarded('read record', () => this.client.get(this.keys.issued(jti)));
+    return text === null ? null : (JSON.parse(text) as IssuedToken);
+  }
+
+  async revoke(revocation: NewRevocation): Promise<Revocation> {
+    const { kind, value, reason, at, until } = revocation;
+    if (!Number.isSafeInteger(at) || !Number.isSafeInteger(until)) throw new TypeError('revocation at and until must be integer epoch milliseconds');
+    const keys = [this.keys.revocation(kind, value), this.keys.feed];
+    const id = await guarded('revoke', () => REVOKE.run(this.client, keys, [kind, value, reason, String(at), String(until), this.feedMaxLength]));
+    return { id: String(id), kind, value, reason, at, until };
+  }
+
+  async findRevocation(token: TokenRef): Promise<Revocation | null> {
+    const keys = [this.keys.revocation('jti', token.jti), this.keys.revocation('job', token.job_id), this.keys.revocation('sub', token.sub)];
+    const replies = (await guarded('find revocation', () => FIND_REVOCATIONS.run(this.client, keys, []))) as string[][];
+    const now = this.now();
+    const [byJti, byJob, bySub] = replies.map((fields) => liveRevocation(pairsToRecord(fields), now));
+    if (byJti) return byJti;
+    if (byJob) return byJob;
+    if (bySub && token.iat * 1000 <= bySub.at) return bySub;
+    return null;
+  }
+
+  async findJobRevocation(jobId: string): Promise<Revocation | null> {
+    const fields = await guarded('find revocation', () => this.client.hgetall(this.keys.revocation('job', jobId)));
+    return liveRevocation(fields, this.now());
+  }
+
+  async revocationsAfter(afterId: string | null, limit: number): Promise<Revocation[]> {
+    if (afterId !== null) assertFeedId(afterId);
+    const out: Revocation[] = [];
+    let start = afterId === null ? '-' : `(${afterId}`;
+    const now = this.now();
+    // Expired events are skipped, not counted: a short page means the reader has caught up.
+    while (out.length < limit) {
+      const count = Math.max(limit - out.length, FEED_PAGE);
+      const entries = await guarded('read feed', () => this.client.xrange(this.keys.feed, start, '+', 'COUNT', count));
+      for (const [id, fields] of entries) {
+        const event = liveRevocation({ ...pairsToRecord(fields), id }, now);
+        if (event && out.length < limit) out.push(event);
+      }
+      if (entries.length < count) break;
+      start = `(${entries.at(-1)![0]}`;
+    }
+    return out;
+  }
+
+  async ping(): Promise<void> {
+    await guarded('ping', () => this.client.ping());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.client.quit();
+    } catch {
+      // Not connected (Redis down): nothing to say goodbye to; stop reconnecting.
+      this.client.disconnect();
+    }
+  }
+}
+
+function checkPrefix(prefix: string): void {
+  if (prefix === '' || /[{}]/.test(prefix)) throw new TypeError(`redis key prefix "${prefix}": must be non-empty and without braces`);
+}
+
+/** `EX` takes whole seconds and refuses 0; a claim or record never lives shorter than asked. */
+function wholeSeconds(ttlSeconds: number): number {
+  return Math.max(1, Math.ceil(ttlSeconds));
+}
+
+function pairsToRecord(fields: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) out[fields[i]!] = fields[i + 1]!;
+  return out;
+}
+
+const KINDS: ReadonlySet<string> = new Set<RevocationKind>(['jti', 'job', 'sub']);
+
+/**
+ * A stored revocation or feed event, or null when there is none or its `until` has passed.
+ * Redis drops the key at `until` itself; checking again here is defence in depth.
+ */
+function liveRevocation(fields: Record<string, string>, now: number): Revocation | null {
+  const { id, kind, value, reason, at, until } = fields;
+  if (id === undefined || kind === undefined || value === undefined || at === undefined || until === undefined || !KINDS.has(kind)) return null;
+  const revocation: Revocation = { id, kind: kind as RevocationKind, value, reason: reason ?? '', at: Number(at), until: Number(until) };
+  return revocation.until > now ? revocation : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The keystore in Redis
+
+/** The keystore in Redis cannot be read: another KEK, a foreign format, or tampering. */
+export class KeystoreUnreadable extends Error {
+  override name = 'KeystoreUnreadable';
+}
+
+/** Another broker changed the keystore first; reload it and try again. */
+export class KeystoreVersionConflict extends Error {
+  override name = 'KeystoreVersionConflict';
+  constructor(
+    readonly expected: number,
+    readonly found: number,
+  ) {
+    super(`the keystore in Redis is at version ${found}, not ${expected}: another broker changed it; reload and retry`);
+  }
+}
+
+const KEYSTORE_FORMAT = 'mintgate-keystore/1';
+/** JWE algorithms, and the only ones accepted on decryption (an allow-list, not "whatever the header says"). */
+const KEY_WRAP = 'A256KW';
+const CONTENT_ENC = 'A256GCM';
+
+/**
+ * Compare-and-set of the keystore hash. KEYS: the hash. ARGV: expected version ("0": none yet),
+ * format, new version, JWE. Returns {1, new version} or {0, version found}.
+ */
+const SAVE_KEYSTORE_IF_VERSION = new LuaScript(`
+local current = redis.call('HGET', KEYS[1], 'version')
+if not current then current = '0' end
+if current ~= ARGV[1] then return { 0, current } end
+redis.call('HSET', KEYS[1], 'format', ARGV[2], 'version', ARGV[3], 'jwe', ARGV[4])
+return { 1, ARGV[3] }
+`);
+
+/**
+ * Keeps the keystore in Redis so that every broker signs with the same keys (DESIGN "Signing
+ * keys"). The document is a compact JWE (node-jose: `A256KW` key wrap with the 32-byte KEK,
+ * `MINTGATE_KEK`, then `A256GCM`), so Redis, its backups and its replicas never see a private
+ * key. Stored as the hash `P:keystore` with `format`, `version` and `jwe`: `version` is readable
+ * without the KEK (replicas poll it, {@link RedisKeystoreRepository.loadVersion}), and is also
+ * sealed in the JWE's protected header, so a `version` edited in Redis is detected on load.
+ *
+ * Writes are compare-and-set on the version in one Lua script: of two brokers rotating at
+ * once, one wins and the other gets {@link KeystoreVersionConflict} instead of overwriting it.
+ */
+export class RedisKeystoreRepository implements KeystoreRepository {
+  private readonly key: string;
+  private readonly kekId: string;
+  private readonly kek: Promise<nodeJose.JWK.Key>;
+
+  constructor(
+    private readonly client: RedisClient,
+    kek: Uint8Array,
+    prefix = 'mintgate',
+  ) {
+    checkPrefix(prefix);
+    if (kek.length !== 32) throw new TypeError('the keystore KEK must be exactly 32 bytes');
+    this.key = `${prefix}:keystore`;
+    // Names the KEK without revealing it, so a load under another KEK can say so plainly.
+    this.kekId = createHash('sha256').update('mintgate KEK id\0').update(kek).digest('base64url').slice(0, 16);
+    this.kek = nodeJose.JWK.asKey({ kty: 'oct', k: Buffer.from(kek).toString('base64url'), alg: KEY_WRAP, use: 'enc', kid: this.kekId });
+  }
+
+  /** The stored version without decrypting anything; null when there is no keystore. */
+  async loadVersion(): Promise<number | null> {
+    const version = await guarded('keystore version', () => this.client.hget(this.key, 'version'));
+    return version === null ? null : Number(version);
+  }
+
+  async load(): Promise<KeystoreDoc | null> {
+    const [format, version, jwe] = await guarded('keystore load', () => this.client.hmget(this.key, 'format', 'version', 'jwe'));
+    if (format === null && version === null && jwe === null) return null;
+    const where = `keystore in Redis (${this.key})`;
+    if (format !== KEYSTORE_FORMAT || !version || !jwe) throw new KeystoreUnreadable(`${where}: not a ${KEYSTORE_FORMAT} record`);
+    const header = protectedHeader(jwe);
+    if (header === null) throw new KeystoreUnreadable(`${where}: not a compact JWE`);
+    if (header.kid !== this.kekId) {
+      throw new KeystoreUnreadable(`${where}: encrypted under another MINTGATE_KEK (key id ${String(header.kid)}; this broker's is ${this.kekId})`);
+    }
+    let plaintext: Buffer;
+    try {
+      const result = await nodeJose.JWE.createDecrypt(await this.kek, { algorithms: [KEY_WRAP, CONTENT_ENC] }).decrypt(jwe);
+      plaintext = result.plaintext;
+    } catch {
+      throw new KeystoreUnreadable(`${where}: cannot be decrypted with this MINTGATE_KEK (wrong key or tampered record)`);
+    }
+    let doc: KeystoreDoc;
+    try {
+      doc = JSON.parse(plaintext.toString('utf8')) as KeystoreDoc;
+    } catch {
+      throw new KeystoreUnreadable(`${where}: the decrypted document is not JSON`);
+    }
+    if (!Array.isArray(doc.keys) || typeof doc.version !== 'number') throw new KeystoreUnreadable(`${where}: not a mintgate keystore`);
+    // The plain `version` is what replicas compare; it must be the one that was encrypted.
+    if (String(doc.version) !== version || header.keystore_version !== doc.version) {
+      throw new KeystoreUnreadable(`${where}: the version field (${version}) does not match the encrypted document (${doc.version})`);
+    }
+    return doc;
+  }
+
+  /**
+   * Saves `doc` if the stored version is `doc.version - 1` (none stored counts as version 0),
+   * which is how KeyManager numbers its changes.
+   *
+   * @throws KeystoreVersionConflict when another broker saved first.
+   */
+  async save(doc: KeystoreDoc): Promise<void> {
+    const result = await this.saveIfVersion(doc, doc.version - 1);
+    if (!result.saved) throw new KeystoreVersionConflict(doc.version - 1, result.version);
+  }
+
+  /**
+   * Compare-and-set: writes `doc` only if the stored version is `expectedVersion` (0: nothing
+   * stored yet).
+   *
+   * @returns `saved`, and the version now stored (`doc.version`, or the one that won).
+   * @throws TypeError when `doc.version` does not exceed `expectedVersion`: versions only grow,
+   *   or replicas could miss a change.
+   */
+  async saveIfVersion(doc: KeystoreDoc, expectedVersion: number): Promise<{ saved: boolean; version: number }> {
+    if (!Number.isSafeInteger(doc.version) || !Number.isSafeInteger(expectedVersion) || doc.version <= expectedVersion) {
+      throw new TypeError(`keystore version ${doc.version} must be an integer above the expected ${expectedVersion}`);
+    }
+    const jwe = await nodeJose.JWE.createEncrypt(
+      { format: 'compact', contentAlg: CONTENT_ENC, fields: { cty: 'json', keystore_version: doc.version } },
+      await this.kek,
+    )
+      .update(Buffer.from(JSON.stringify(doc), 'utf8'))
+      .final();
+    const reply = (await guarded('keystore save', () =>
+      SAVE_KEYSTORE_IF_VERSION.run(this.client, [this.key], [String(expectedVersion), KEYSTORE_FORMAT, String(doc.version), jwe]),
+    )) as [number, string];
+    return { saved: reply[0] === 1, version: Number(reply[1]) };
+  }
+}
+
+/** The decoded protected header of a compact JWE (5 parts), or null. */
+function protectedHeader(jwe: string): Record<string, unknown> | null {
+  const parts = jwe.split('.');
+  if (parts.length !== 5) return null;
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as unknown;
+    return header !== null && typeof header === 'object' && !Array.isArray(header) ? (header as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
