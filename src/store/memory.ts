@@ -2,6 +2,7 @@
  * The embedded store: one process, nothing on disk (keys live under `keys/`, see keys/).
  * Entries carry their own expiry and are dropped lazily on read and by a periodic sweep.
  */
+import { EventEmitter } from 'node:events';
 import { assertFeedId, compareFeedIds, type IssuedToken, type NewRevocation, type Revocation, type Store, type TokenRef } from './store.js';
 
 interface Expiring<T> {
@@ -33,6 +34,8 @@ export class MemoryStore implements Store {
   private lastFeedMs = 0;
   private feedSeq = 0;
   private readonly sweeper: NodeJS.Timeout | undefined;
+  /** Wakes `waitForRevocations` when an event is appended. */
+  private readonly appended = new EventEmitter().setMaxListeners(0);
 
   constructor(opts: MemoryStoreOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -74,6 +77,7 @@ export class MemoryStore implements Store {
         : stored,
     );
     this.feed.push(stored);
+    this.appended.emit('event');
     if (this.feed.length > this.feedCapacity) this.feed.splice(0, this.feed.length - this.feedCapacity);
     return { ...stored };
   }
@@ -81,8 +85,10 @@ export class MemoryStore implements Store {
   async findRevocation(token: TokenRef): Promise<Revocation | null> {
     const now = this.now();
     const live = (r: Revocation | undefined): Revocation | null => (r && r.until > now ? { ...r } : null);
-    const byJti = live(this.revoked.jti.get(token.jti));
-    if (byJti) return byJti;
+    for (const jti of [token.jti, ...(token.ancestors ?? [])]) {
+      const byJti = live(this.revoked.jti.get(jti));
+      if (byJti) return byJti;
+    }
     const byJob = live(this.revoked.job.get(token.job_id));
     if (byJob) return byJob;
     const bySub = live(this.revoked.sub.get(token.sub));
@@ -105,6 +111,21 @@ export class MemoryStore implements Store {
       .filter((r) => r.until > now)
       .slice(0, limit)
       .map((r) => ({ ...r }));
+  }
+
+  async waitForRevocations(afterId: string | null, limit: number, waitMs: number): Promise<Revocation[]> {
+    const ready = await this.revocationsAfter(afterId, limit);
+    if (ready.length > 0 || waitMs <= 0) return ready;
+    await new Promise<void>((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.appended.off('event', wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, waitMs);
+      this.appended.on('event', wake);
+    });
+    return this.revocationsAfter(afterId, limit);
   }
 
   async ping(): Promise<void> {}

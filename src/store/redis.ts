@@ -353,9 +353,14 @@ end
 return id
 `);
 
-/** The revocations by jti, job and subject of one token, in one round trip. KEYS: the three hashes. */
+/**
+ * The revocations of one token, in one round trip. KEYS: the job hash, the subject hash, then
+ * the jti hashes of the token and its ancestors.
+ */
 const FIND_REVOCATIONS = new LuaScript(`
-return { redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]) }
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+return out
 `);
 
 // ---------------------------------------------------------------------------------------------
@@ -388,6 +393,8 @@ export class RedisStore implements Store {
     feed: string;
   };
   private closed = false;
+  /** The connection for blocking feed reads, made on first use. */
+  private blocking: RedisClient | undefined;
 
   /**
    * @param client a client from {@link createRedisClient} (or any ioredis client).
@@ -438,11 +445,13 @@ export class RedisStore implements Store {
   }
 
   async findRevocation(token: TokenRef): Promise<Revocation | null> {
-    const keys = [this.keys.revocation('jti', token.jti), this.keys.revocation('job', token.job_id), this.keys.revocation('sub', token.sub)];
+    const jtis = [token.jti, ...(token.ancestors ?? [])];
+    const keys = [this.keys.revocation('job', token.job_id), this.keys.revocation('sub', token.sub), ...jtis.map((j) => this.keys.revocation('jti', j))];
     const replies = (await guarded('find revocation', () => FIND_REVOCATIONS.run(this.client, keys, []))) as string[][];
     const now = this.now();
-    const [byJti, byJob, bySub] = replies.map((fields) => liveRevocation(pairsToRecord(fields), now));
-    if (byJti) return byJti;
+    const [byJob, bySub, ...byJti] = replies.map((fields) => liveRevocation(pairsToRecord(fields), now));
+    const jtiHit = byJti.find((r) => r !== null);
+    if (jtiHit) return jtiHit;
     if (byJob) return byJob;
     if (bySub && token.iat * 1000 <= bySub.at) return bySub;
     return null;
@@ -472,6 +481,18 @@ export class RedisStore implements Store {
     return out;
   }
 
+  async waitForRevocations(afterId: string | null, limit: number, waitMs: number): Promise<Revocation[]> {
+    const ready = await this.revocationsAfter(afterId, limit);
+    if (ready.length > 0 || waitMs <= 0) return ready;
+    // A blocking read gets a connection of its own, so it never holds up other commands. Blocks
+    // stay under the command timeout (2 s): longer waits are the caller's loop.
+    this.blocking ??= this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate();
+    const block = Math.max(1, Math.min(waitMs, 1_500));
+    await waitUntilReady(this.blocking, 2_000);
+    await guarded('wait for feed', () => this.blocking!.xread('COUNT', 1, 'BLOCK', block, 'STREAMS', this.keys.feed, afterId ?? '0-0'));
+    return this.revocationsAfter(afterId, limit);
+  }
+
   async ping(): Promise<void> {
     await guarded('ping', () => this.client.ping());
   }
@@ -479,6 +500,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.blocking?.disconnect();
     try {
       await this.client.quit();
     } catch {

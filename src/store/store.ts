@@ -53,6 +53,18 @@ export interface TokenRef {
   sub: string;
   /** NumericDate seconds. */
   iat: number;
+  /**
+   * The `jti`s of the tokens it was narrowed from (its `act` chain, nearest first): revoking a
+   * token revokes every token narrowed from it, since a child never outlives its parent.
+   */
+  ancestors?: readonly string[];
+}
+
+/** The jtis of a token's `act` chain, nearest parent first. */
+export function ancestorsOf(act: Actor | undefined): string[] {
+  const out: string[] = [];
+  for (let a = act; a && out.length < 32; a = a.act) out.push(a.jti);
+  return out;
 }
 
 export interface Store {
@@ -72,7 +84,10 @@ export interface Store {
    * event as given).
    */
   revoke(revocation: NewRevocation): Promise<Revocation>;
-  /** A live revocation that covers this token, if any (which one, when several do, is unspecified). */
+  /**
+   * A live revocation that covers this token, if any (which one, when several do, is
+   * unspecified): its jti or an ancestor's jti, its job, or its subject revoked at or after iat.
+   */
   findRevocation(token: TokenRef): Promise<Revocation | null>;
   /** The live revocation of a job, if any (new exchanges for a revoked job are refused). */
   findJobRevocation(jobId: string): Promise<Revocation | null>;
@@ -82,6 +97,12 @@ export interface Store {
    * has caught up. Rejects with TypeError when `afterId` is not a feed id ({@link assertFeedId}).
    */
   revocationsAfter(afterId: string | null, limit: number): Promise<Revocation[]>;
+  /**
+   * Like `revocationsAfter`, but when nothing is there yet, waits up to `waitMs` for an event
+   * before answering (possibly with none). Meant for one follower loop per process, which fans
+   * events out to every subscriber (Redis: XREAD BLOCK on a connection of its own).
+   */
+  waitForRevocations(afterId: string | null, limit: number, waitMs: number): Promise<Revocation[]>;
   /** Resolves when the store answers; rejects with StoreUnavailable otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -187,6 +187,18 @@ describe('POST /oauth2/token', () => {
     assert.equal(asAssertion.body.error, 'invalid_request');
   });
 
+  it('revoking a token revokes every token narrowed from it, not its parent', async () => {
+    const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const parent = (await broker.exchange(await idp.github({ run_id: 'family' }))).body.access_token as string;
+    const child = (await broker.exchange(parent, { subject_token_type: TT.accessToken, scope: 'inference:invoke' })).body.access_token as string;
+    const grandchild = (await broker.exchange(child, { subject_token_type: TT.accessToken })).body.access_token as string;
+    assert.equal((await broker.postForm('/oauth2/revoke', { token: child })).status, 200);
+    const active = async (token: string) => (await broker.postForm('/oauth2/introspect', { token }, auth)).body.active;
+    assert.equal(await active(parent), true, 'the parent lives on');
+    assert.equal(await active(child), false);
+    assert.equal(await active(grandchild), false, 'a grandchild dies with its parent');
+  });
+
   it('introspects, revokes (RFC 7009) and then refuses to narrow a revoked token', async () => {
     const res = await broker.exchange(await idp.github({ run_id: 'revoke-me' }));
     const token = res.body.access_token as string;

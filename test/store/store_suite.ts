@@ -193,6 +193,14 @@ export function storeSuite(name: string, makeStore: StoreFactory): void {
         });
       }
 
+      it('findRevocation: revoking a token covers every token narrowed from it (ancestors)', async () => {
+        const stored = await store.revoke(rev('jti', 'parent'));
+        assert.deepEqual(await store.findRevocation(tokenRef({ jti: 'child', ancestors: ['parent'] })), stored);
+        assert.deepEqual(await store.findRevocation(tokenRef({ jti: 'grandchild', ancestors: ['child', 'parent'] })), stored);
+        assert.equal(await store.findRevocation(tokenRef({ jti: 'sibling', ancestors: ['other-parent'] })), null);
+        assert.equal(await store.findRevocation(tokenRef({ jti: 'parent-of-nothing', ancestors: [] })), null);
+      });
+
       it('findRevocation: null when nothing is revoked', async () => {
         assert.equal(await store.findRevocation(tokenRef({ jti: 'a', job_id: 'b', sub: 'c' })), null);
       });
@@ -311,6 +319,34 @@ export function storeSuite(name: string, makeStore: StoreFactory): void {
 
       it('is empty before the first revocation', async () => {
         assert.deepEqual(await store.revocationsAfter(null, 10), []);
+      });
+
+      it('waitForRevocations answers at once when events are there', async () => {
+        const [first, second] = await revokeMany(2, 'w');
+        const started = Date.now();
+        assert.deepEqual((await store.waitForRevocations(null, 10, 5_000)).map((r) => r.id), [first!.id, second!.id]);
+        assert.deepEqual((await store.waitForRevocations(first!.id, 10, 5_000)).map((r) => r.id), [second!.id]);
+        assert.ok(Date.now() - started < 1_000, 'no waiting when there is something to read');
+      });
+
+      it('waitForRevocations wakes up for a new event, and times out empty', async () => {
+        const [first] = await revokeMany(1, 'wake');
+        const waiting = store.waitForRevocations(first!.id, 10, 1_400);
+        await new Promise((r) => setTimeout(r, 100));
+        const later = await store.revoke(rev('job', 'wake-job'));
+        const started = Date.now();
+        assert.deepEqual((await waiting).map((r) => r.id), [later.id]);
+        assert.ok(Date.now() - started < 1_000, 'woken by the event, not by the timeout');
+        const empty = Date.now();
+        assert.deepEqual(await store.waitForRevocations(later.id, 10, 300), []);
+        assert.ok(Date.now() - empty >= 250, 'waited about waitMs');
+      });
+
+      it('waitForRevocations from the very start wakes up for the first event', async () => {
+        const waiting = store.waitForRevocations(null, 10, 1_400);
+        await new Promise((r) => setTimeout(r, 100));
+        const first = await store.revoke(rev('sub', 'first-ever'));
+        assert.deepEqual((await waiting).map((r) => r.id), [first.id]);
       });
 
       it('gives strictly increasing ids, also within one millisecond and under concurrency', async () => {

@@ -7,7 +7,7 @@
 import { errors as joseErrors, jwtVerify } from 'jose';
 import { SIGNING_ALGORITHMS } from '../../config/broker.js';
 import type { KeyManager } from '../../keys/key_manager.js';
-import type { Actor, IssuedToken, Revocation, Store } from '../../store/store.js';
+import { ancestorsOf, type Actor, type IssuedToken, type Revocation, type Store } from '../../store/store.js';
 import { decodeCompactJwt, MalformedJwt } from './compact_jwt.js';
 
 /** The claims of a verified mintgate token (CONTRACT section 5). */
@@ -61,7 +61,7 @@ export class OwnTokenVerifier {
     if (!record || record.sub !== claims.sub || record.job_id !== claims.job_id) {
       throw new OwnTokenInvalid('unknown', `no issued record for jti ${claims.jti}`);
     }
-    const revocation = await this.opts.store.findRevocation(claims);
+    const revocation = await this.opts.store.findRevocation({ ...claims, ancestors: ancestorsOf(claims.act) });
     if (revocation) throw new OwnTokenInvalid('revoked', `jti ${claims.jti} revoked (${revocation.kind})`, revocation);
     return claims;
   }
