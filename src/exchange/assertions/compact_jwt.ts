@@ -36,6 +36,12 @@ export function decodeCompactJwt(token: string, maxBytes = MAX_ASSERTION_BYTES):
     throw new MalformedJwt('not base64url');
   }
   if (s === '') throw new MalformedJwt('unsigned token');
+  // Base64url decoders ignore the unused low bits of the last character, so one signature has
+  // several spellings; only the canonical one is accepted, so that a token has one text (replay
+  // keys and deny-lists hash it).
+  for (const segment of parts) {
+    if (Buffer.from(segment, 'base64url').toString('base64url') !== segment) throw new MalformedJwt('not canonical base64url');
+  }
   const header = parseSegment(h, 'header');
   const claims = parseSegment(p, 'payload');
 

@@ -7,6 +7,7 @@
  * generator against the IdP); concurrent misses share one fetch; when the IdP is down, the
  * keys already fetched keep being served (stale) rather than refusing every exchange.
  */
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { createLocalJWKSet, type JWK, type JWTVerifyGetKey } from 'jose';
 import { fetchJson, FetchJsonError } from './http_json.js';
 
@@ -29,11 +30,23 @@ export interface JwksCacheOptions {
   now?: () => number;
   /** Told when a fetch fails; the message names the URL, never a token. */
   onFetchError?: (issuer: string, err: Error) => void;
+  /** Told when a published key is left out of the set (private, symmetric, malformed, weak). */
+  onKeyDropped?: (issuer: string, kid: string | undefined, reason: string) => void;
 }
 
-/** The issuer's keys could not be had at all (never fetched successfully). */
+/**
+ * The issuer's keys could not be had at all (never fetched successfully). `transient` tells an
+ * outage (unreachable, timeout, 5xx: retry later) from a refusal (the IdP answered with a key set
+ * we will not use: a redirect, a 4xx, over the size or key-count cap, not a JWK Set).
+ */
 export class KeysUnavailable extends Error {
   override name = 'KeysUnavailable';
+  constructor(
+    message: string,
+    readonly transient: boolean,
+  ) {
+    super(message);
+  }
 }
 
 interface IssuerKeys {
@@ -42,15 +55,20 @@ interface IssuerKeys {
   fetchedAt: number;
   lastAttempt: number;
   inflight: Promise<void> | null;
+  /** Why the last fetch failed, while nothing is cached: decides 503 or refusal. */
+  lastFailure: { message: string; transient: boolean } | null;
 }
 
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+/** jose refuses RSA keys under 2048 bits at verification time (with a TypeError); drop them up front. */
+const MIN_RSA_BITS = 2048;
 
 export class JwksCache {
   private readonly issuers = new Map<string, IssuerKeys>();
   private readonly now: () => number;
-  private readonly opts: Required<Omit<JwksCacheOptions, 'now' | 'onFetchError'>>;
+  private readonly opts: Required<Omit<JwksCacheOptions, 'now' | 'onFetchError' | 'onKeyDropped'>>;
   private readonly onFetchError: (issuer: string, err: Error) => void;
+  private readonly onKeyDropped: (issuer: string, kid: string | undefined, reason: string) => void;
 
   constructor(opts: JwksCacheOptions = {}) {
     this.now = opts.now ?? Date.now;
@@ -62,6 +80,7 @@ export class JwksCache {
       cooldownMs: opts.cooldownMs ?? 30_000,
     };
     this.onFetchError = opts.onFetchError ?? (() => undefined);
+    this.onKeyDropped = opts.onKeyDropped ?? (() => undefined);
   }
 
   /**
@@ -72,7 +91,7 @@ export class JwksCache {
     const state = await this.ensure(source);
     const resolve: JWTVerifyGetKey = async (header, input) => {
       if (header.kid !== undefined && !state.kids.has(header.kid)) await this.refresh(source, state, false);
-      if (!state.resolver) throw new KeysUnavailable(`no keys for ${source.issuer}`);
+      if (!state.resolver) throw new KeysUnavailable(`no keys for ${source.issuer}`, true);
       return state.resolver(header, input);
     };
     return resolve;
@@ -81,7 +100,7 @@ export class JwksCache {
   private async ensure(source: JwksSource): Promise<IssuerKeys> {
     let state = this.issuers.get(source.issuer);
     if (!state) {
-      state = { resolver: null, kids: new Set(), fetchedAt: 0, lastAttempt: -Infinity, inflight: null };
+      state = { resolver: null, kids: new Set(), fetchedAt: 0, lastAttempt: -Infinity, inflight: null, lastFailure: null };
       this.issuers.set(source.issuer, state);
     }
     if (source.static_jwks) {
@@ -90,7 +109,10 @@ export class JwksCache {
     }
     if (!state.resolver) {
       await this.refresh(source, state, true);
-      if (!state.resolver) throw new KeysUnavailable(`the keys of ${source.issuer} could not be fetched`);
+      if (!state.resolver) {
+        const failure = state.lastFailure ?? { message: 'no fetch yet', transient: true };
+        throw new KeysUnavailable(`the keys of ${source.issuer} could not be fetched: ${failure.message}`, failure.transient);
+      }
     } else if (this.now() - state.fetchedAt > this.opts.maxAgeMs) {
       // Old keys keep serving while the refresh runs; an outage leaves them in place (stale).
       void this.refresh(source, state, false);
@@ -112,8 +134,12 @@ export class JwksCache {
       .then((keys) => {
         this.adopt(state, keys);
         state.fetchedAt = this.now();
+        state.lastFailure = null;
       })
-      .catch((err: Error) => this.onFetchError(source.issuer, err))
+      .catch((err: Error) => {
+        state.lastFailure = { message: err.message, transient: err instanceof FetchJsonError ? err.transient : true };
+        this.onFetchError(source.issuer, err);
+      })
       .finally(() => {
         state.inflight = null;
       });
@@ -141,9 +167,35 @@ export class JwksCache {
     const jwks = (await fetchJson(jwksUri, limits)) as { keys?: unknown };
     if (!jwks || !Array.isArray(jwks.keys)) throw new FetchJsonError(`${jwksUri}: not a JWK set`);
     if (jwks.keys.length > this.opts.maxKeys) throw new FetchJsonError(`${jwksUri}: more than ${this.opts.maxKeys} keys`);
-    // Only public signature keys: a symmetric or private key in a published set is a mistake or an attack.
-    return (jwks.keys as JWK[]).filter(
-      (k) => k && typeof k === 'object' && k.kty !== 'oct' && !PRIVATE_MEMBERS.some((m) => m in k) && (k.use === undefined || k.use === 'sig'),
-    );
+    return (jwks.keys as unknown[]).filter((k): k is JWK => {
+      const reason = unusable(k);
+      if (reason) this.onKeyDropped(source.issuer, typeof (k as JWK)?.kid === 'string' ? (k as JWK).kid : undefined, reason);
+      return reason === null;
+    });
   }
+}
+
+/**
+ * Why a published key must not verify anything, or null when it may. Only public signature keys:
+ * a symmetric or private key in a published set is a mistake or an attack. A key that does not
+ * import, or an RSA key under 2048 bits, would otherwise fail inside jose with a TypeError (a 500)
+ * rather than a verification error.
+ */
+function unusable(k: unknown): string | null {
+  if (typeof k !== 'object' || k === null || Array.isArray(k)) return 'not a JWK object';
+  const jwk = k as JWK;
+  if (jwk.kty === 'oct') return 'symmetric key';
+  if (PRIVATE_MEMBERS.some((m) => m in jwk)) return 'private key material';
+  if (jwk.use !== undefined && jwk.use !== 'sig') return `use ${String(jwk.use).slice(0, 20)}`;
+  let key;
+  try {
+    key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  } catch {
+    return 'not an importable public key';
+  }
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  if ((key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') && (bits === undefined || bits < MIN_RSA_BITS)) {
+    return `RSA key of ${bits ?? '?'} bits`;
+  }
+  return null;
 }

@@ -58,11 +58,17 @@ export async function verifyOidcAssertion(token: string, opts: OidcVerifierOptio
   const nowSec = Math.floor(nowMs / 1000);
   if (typeof claims.iat === 'number' && claims.iat > nowSec + opts.clockSkew) return refuse('iat is in the future');
 
+  // An outage of the IdP is a 503 (retry later); an IdP whose key set we refuse (redirect,
+  // oversize, too many keys) cannot vouch for this token: a refusal like any other (SPEC.md 4).
+  const keysUnavailable = (err: KeysUnavailable): never => {
+    if (err.transient) throw new TemporarilyUnavailable(err.message);
+    return refuse(`${entry.name}: ${err.message}`);
+  };
   let resolver;
   try {
     resolver = await opts.jwks.resolver(entry);
   } catch (err) {
-    if (err instanceof KeysUnavailable) throw new TemporarilyUnavailable(err.message);
+    if (err instanceof KeysUnavailable) return keysUnavailable(err);
     throw err;
   }
   try {
@@ -74,7 +80,7 @@ export async function verifyOidcAssertion(token: string, opts: OidcVerifierOptio
       requiredClaims: ['exp', 'sub'],
     });
   } catch (err) {
-    if (err instanceof KeysUnavailable) throw new TemporarilyUnavailable(err.message);
+    if (err instanceof KeysUnavailable) return keysUnavailable(err);
     if (err instanceof joseErrors.JOSEError) return refuse(`${entry.name}: ${err.code}: ${err.message}`);
     throw err;
   }
