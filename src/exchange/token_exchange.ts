@@ -100,7 +100,9 @@ export class TokenExchange {
     // Single use (SPEC.md 4, "assertion replay"): claimed only now, after every check passed, so a
     // job whose first request asked for a scope it may not have can retry with the same token.
     const nowSec = Math.floor(this.deps.now() / 1000);
-    const replayKey = hashKey(assertion.iss, assertion.jti ?? request.subjectToken);
+    // Without a jti, the signed part (header.payload) identifies the assertion: hashing the whole
+    // token would let a second valid encoding of the same signature (ECDSA's (r, n-s)) pass.
+    const replayKey = hashKey(assertion.iss, assertion.jti ?? request.subjectToken.slice(0, request.subjectToken.lastIndexOf('.')));
     const replayTtl = Math.max(1, assertion.exp - nowSec + tokens.clock_skew);
     if (!(await this.deps.store.claimAssertion(replayKey, replayTtl))) {
       throw new InvalidRequest('the subject token has already been used', `replay of an assertion from ${assertion.entry.name}`);

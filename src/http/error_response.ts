@@ -15,6 +15,7 @@ export function sendError(res: Response, err: OAuthError): void {
 
 /** Maps body-parser failures (size, syntax, charset) to protocol errors. */
 function fromBodyParser(err: { type?: string; status?: number }): OAuthError | null {
+  if (typeof err !== 'object' || err === null) return null;
   switch (err.type) {
     case 'entity.too.large':
       return new InvalidRequest('the request body is too large', undefined, 413);
@@ -28,7 +29,11 @@ function fromBodyParser(err: { type?: string; status?: number }): OAuthError | n
     case 'request.aborted':
       return new InvalidRequest('the request was aborted');
     default:
-      return null;
+      // Any other body-parser refusal (a Content-Encoding that does not decode, ...) is still
+      // the client's mistake: keep its 4xx status, never let it leave as a 500.
+      return typeof err.status === 'number' && err.status >= 400 && err.status < 500
+        ? new InvalidRequest('the request body could not be read', err.type, err.status)
+        : null;
   }
 }
 
