@@ -10,6 +10,7 @@ import { LogAuditSink, type AuditSink } from './audit/sink.js';
 import { createBrokerApp } from './broker/app.js';
 import type { BrokerContext } from './broker/context.js';
 import { BrokerMetrics } from './broker/metrics.js';
+import { RevocationFeed } from './broker/revocation_feed.js';
 import type { BrokerConfig } from './config/broker.js';
 import { DevIssuer } from './dev/dev_issuer.js';
 import { JwksCache } from './exchange/assertions/jwks_cache.js';
@@ -37,6 +38,8 @@ export interface BrokerOverrides {
   jwksCooldownMs?: number;
   /** Start the key rotation timer (default true). */
   rotationTimer?: boolean;
+  /** Milliseconds between SSE heartbeats on the revocation stream (default 15,000). */
+  heartbeatMs?: number;
 }
 
 export interface RunningBroker {
@@ -79,7 +82,8 @@ export async function createBrokerContext(config: BrokerConfig, overrides: Broke
   const minter = new Minter({ issuer: config.issuer, keys, store, recordRetention: RECORD_RETENTION_SECONDS, now });
   const limiter = overrides.limiter ?? memorySubjectLimiter(config.limits.exchanges_per_subject_per_minute);
   const exchange = new TokenExchange({ config, trust, jwks, store, ownTokens, minter, limiter, audit, log, now });
-  return { config, store, keys, exchange, ownTokens, audit, metrics: new BrokerMetrics(), log, now, devIssuer };
+  const feed = new RevocationFeed(store, log);
+  return { config, store, keys, exchange, ownTokens, audit, metrics: new BrokerMetrics(), feed, heartbeatMs: overrides.heartbeatMs ?? 15_000, log, now, devIssuer };
 }
 
 /** Starts the broker on config.host:config.port (port 0: a free one). */
@@ -100,6 +104,7 @@ export async function startBroker(config: BrokerConfig, overrides: BrokerOverrid
     context,
     async close() {
       context.keys.stop();
+      context.feed.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await context.store.close();

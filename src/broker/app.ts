@@ -14,6 +14,7 @@ import { devRoutes } from './dev_routes.js';
 import { healthzEndpoint, metricsEndpoint, readyzEndpoint } from './health.js';
 import { introspectEndpoint } from './introspect.js';
 import { jwksEndpoint, metadataEndpoint } from './metadata.js';
+import { revocationStreamEndpoint } from './revocation_stream.js';
 import { revokeEndpoint } from './revoke.js';
 import { tokenEndpoint } from './token.js';
 
@@ -38,6 +39,7 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   app.post('/oauth2/revoke', revokeEndpoint(ctx));
   app.post('/oauth2/introspect', requirePermission(auth, 'mintgate:introspect'), introspectEndpoint(ctx));
   app.post('/admin/revocations', requirePermission(auth, 'mintgate:admin'), adminRevocationsEndpoint(ctx));
+  app.get('/admin/revocations/stream', requirePermission(auth, 'mintgate:proxy'), revocationStreamEndpoint(ctx, { heartbeatMs: ctx.heartbeatMs }));
   app.get('/admin/keys', requirePermission(auth, 'mintgate:admin'), listKeysEndpoint(ctx));
   app.post('/admin/keys/rotate', requirePermission(auth, 'mintgate:admin'), rotateKeysEndpoint(ctx));
   app.get('/healthz', healthzEndpoint());

@@ -21,6 +21,8 @@ export interface Principal {
   sub: string;
   jti: string | undefined;
   scopes: ReadonlySet<string>;
+  /** NumericDate seconds when the credential expires (tokens only). */
+  exp?: number;
 }
 
 const STRATEGY = 'mintgate-bearer';
@@ -49,7 +51,7 @@ export function createAuthenticator(ctx: BrokerContext): passport.PassportStatic
       ctx.ownTokens
         .verify(presented, { audience: ctx.config.issuer })
         .then((claims) => {
-          const principal: Principal = { kind: 'token', sub: claims.sub, jti: claims.jti, scopes: new Set(claims.scope.split(' ')) };
+          const principal: Principal = { kind: 'token', sub: claims.sub, jti: claims.jti, scopes: new Set(claims.scope.split(' ')), exp: claims.exp };
           done(null, principal);
         })
         .catch((err: unknown) => {

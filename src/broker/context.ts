@@ -8,6 +8,7 @@ import type { TokenExchange } from '../exchange/token_exchange.js';
 import type { KeyManager } from '../keys/key_manager.js';
 import type { Store } from '../store/store.js';
 import type { BrokerMetrics } from './metrics.js';
+import type { RevocationFeed } from './revocation_feed.js';
 
 export interface BrokerContext {
   config: BrokerConfig;
@@ -17,6 +18,10 @@ export interface BrokerContext {
   ownTokens: OwnTokenVerifier;
   audit: AuditSink;
   metrics: BrokerMetrics;
+  /** The one follower of the revocation feed, shared by every SSE stream. */
+  feed: RevocationFeed;
+  /** Milliseconds between SSE heartbeats. */
+  heartbeatMs: number;
   log: Logger;
   now: () => number;
   /** Present in dev mode only. */
