@@ -5,6 +5,12 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import pino from 'pino';
+import { createBrokerApp } from '../../src/broker/app.js';
+import { buildBrokerConfig } from '../../src/config/broker.js';
+import { devConfig } from '../../src/config/dev.js';
+import { InMemoryKeystoreRepository } from '../../src/keys/keystore.js';
+import { createBrokerContext } from '../../src/main.js';
 import { parse } from 'yaml';
 import {
   OPENAPI_PATH,
@@ -116,28 +122,18 @@ describe('openapi.yaml: the document', () => {
     }
   });
 
-  it('describes exactly the endpoints being built', () => {
+  it('describes exactly the routes the broker serves (dev mode, so /dev routes too)', async () => {
     const got = openApiOperations()
       .map((o) => `${o.method} ${o.path}`)
       .sort();
-    const want = [
-      'GET /.well-known/oauth-authorization-server',
-      'GET /.well-known/openid-configuration',
-      'GET /jwks.json',
-      'POST /oauth2/token',
-      'POST /oauth2/revoke',
-      'POST /oauth2/introspect',
-      'POST /admin/revocations',
-      'GET /admin/keys',
-      'POST /admin/keys/rotate',
-      'GET /healthz',
-      'GET /readyz',
-      'GET /metrics',
-      'POST /dev/oidc/token',
-      'GET /dev/oidc/.well-known/openid-configuration',
-      'GET /dev/oidc/jwks.json',
-    ].sort();
-    assert.deepEqual(got, want);
+    const config = buildBrokerConfig(devConfig('http://127.0.0.1:1'), { env: { LOG_LEVEL: 'silent' }, dev: true });
+    const ctx = await createBrokerContext(config, { keystore: new InMemoryKeystoreRepository(), rotationTimer: false, log: pino({ level: 'silent' }) });
+    try {
+      const served = expressRoutes(createBrokerApp(ctx)).sort();
+      assert.deepEqual(got, served);
+    } finally {
+      await ctx.store.close();
+    }
   });
 
   it('gives every operation a unique operationId, a tag, a summary and described responses', () => {
@@ -476,3 +472,21 @@ describe('assertMatchesOpenApi', () => {
     assert.throws(() => v.assertMatches('GET', '/admin/approvals/', 200, { id: 'x' }), /describes no operation/);
   });
 });
+
+/** Every `METHOD /path` an express app routes, nested routers included (express 5 router stack). */
+function expressRoutes(app: { router: unknown }): string[] {
+  type Layer = { route?: { path: string | string[]; methods: Record<string, boolean> }; handle?: { stack?: Layer[] } };
+  const out: string[] = [];
+  const walk = (stack: Layer[]): void => {
+    for (const layer of stack) {
+      if (layer.route) {
+        const paths = Array.isArray(layer.route.path) ? layer.route.path : [layer.route.path];
+        for (const method of Object.keys(layer.route.methods)) for (const path of paths) out.push(`${method.toUpperCase()} ${path.replace(/:(\w+)/g, '{$1}')}`);
+      } else if (layer.handle?.stack) {
+        walk(layer.handle.stack);
+      }
+    }
+  };
+  walk((app.router as { stack: Layer[] }).stack);
+  return out;
+}
