@@ -17,11 +17,13 @@ import { JwksCache } from './exchange/assertions/jwks_cache.js';
 import { OwnTokenVerifier } from './exchange/assertions/mintgate.js';
 import { Minter } from './exchange/mint.js';
 import { compileTrust } from './exchange/policy.js';
-import { memorySubjectLimiter, type SubjectLimiter } from './exchange/rate_limit.js';
+import { FlexibleSubjectLimiter, memorySubjectLimiter, type SubjectLimiter } from './exchange/rate_limit.js';
 import { TokenExchange } from './exchange/token_exchange.js';
 import { KeyManager } from './keys/key_manager.js';
 import { FileKeystoreRepository, type KeystoreRepository } from './keys/keystore.js';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { MemoryStore } from './store/memory.js';
+import { createRedisClient, redactRedisUrl, RedisKeystoreRepository, RedisStore, waitUntilReady, type RedisClient } from './store/redis.js';
 import type { Store } from './store/store.js';
 
 /** Seconds an issued-token record outlives its token (for tracing after expiry). */
@@ -58,16 +60,57 @@ export function createLogger(level: string): Logger {
   });
 }
 
+/** The store, keystore and rate limiter for `store.url`: embedded, or shared on Redis. */
+interface StateParts {
+  store: Store;
+  keystore: KeystoreRepository;
+  limiter: SubjectLimiter;
+}
+
+async function stateFor(config: BrokerConfig, log: Logger, now: () => number): Promise<StateParts> {
+  const perMinute = config.limits.exchanges_per_subject_per_minute;
+  if (config.store.url === 'memory') {
+    return { store: new MemoryStore({ now }), keystore: new FileKeystoreRepository(config.keys.dir), limiter: memorySubjectLimiter(perMinute) };
+  }
+  const where = redactRedisUrl(config.store.url);
+  let lastWarning = 0;
+  const client: RedisClient = createRedisClient(config.store.url, {
+    onError: (err) => {
+      // ioredis reports every failed reconnection; one line every 10 s is enough.
+      if (Date.now() - lastWarning > 10_000) {
+        lastWarning = Date.now();
+        log.warn({ store: where, err: err.message }, 'redis unreachable; exchanges answer 503 until it is back');
+      }
+    },
+  });
+  // Start-up waits for Redis (a broker without its store has nothing to serve); at run time a
+  // lost connection only fails requests closed until the client reconnects by itself.
+  for (;;) {
+    try {
+      await waitUntilReady(client, 5_000);
+      break;
+    } catch {
+      log.warn({ store: where }, 'waiting for redis');
+    }
+  }
+  return {
+    store: new RedisStore(client, 'mintgate', { now }),
+    keystore: new RedisKeystoreRepository(client, config.kek!, 'mintgate'),
+    limiter: new FlexibleSubjectLimiter(
+      // rejectIfRedisNotReady: fail closed at once rather than wait on a dead connection.
+      new RateLimiterRedis({ storeClient: client, keyPrefix: 'mintgate:rl:sub', points: perMinute, duration: 60, rejectIfRedisNotReady: true }),
+    ),
+  };
+}
+
 export async function createBrokerContext(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<BrokerContext> {
   const now = overrides.now ?? Date.now;
   const log = overrides.log ?? createLogger(config.logLevel);
-  if (config.store.url !== 'memory' && !overrides.store) {
-    throw new Error(`store.url ${config.store.url.replace(/\/\/[^@/]*@/, '//***@')}: the Redis store is not available in this build; use memory`);
-  }
-  const store = overrides.store ?? new MemoryStore({ now });
-  const keys = new KeyManager(overrides.keystore ?? new FileKeystoreRepository(config.keys.dir), config.keys, now);
+  const state = overrides.store && overrides.keystore && overrides.limiter ? undefined : await stateFor(config, log, now);
+  const store = overrides.store ?? state!.store;
+  const keys = new KeyManager(overrides.keystore ?? state!.keystore, config.keys, now);
   await keys.init();
-  if (overrides.rotationTimer ?? true) keys.start();
+  if (overrides.rotationTimer ?? true) keys.start(2_000, (err) => log.warn({ err: err.message }, 'key schedule: could not check or rotate keys'));
 
   const devIssuer = config.dev ? await DevIssuer.create(config.issuer, now) : undefined;
   const staticKeys: Record<string, { keys: JWK[] }> = devIssuer ? { dev: devIssuer.jwks() } : {};
@@ -80,7 +123,7 @@ export async function createBrokerContext(config: BrokerConfig, overrides: Broke
   const ownTokens = new OwnTokenVerifier({ issuer: config.issuer, keys, store, clockSkew: config.tokens.clock_skew, now });
   const audit = overrides.audit ?? new LogAuditSink(log);
   const minter = new Minter({ issuer: config.issuer, keys, store, recordRetention: RECORD_RETENTION_SECONDS, now });
-  const limiter = overrides.limiter ?? memorySubjectLimiter(config.limits.exchanges_per_subject_per_minute);
+  const limiter = overrides.limiter ?? state!.limiter;
   const exchange = new TokenExchange({ config, trust, jwks, store, ownTokens, minter, limiter, audit, log, now });
   const feed = new RevocationFeed(store, log);
   return { config, store, keys, exchange, ownTokens, audit, metrics: new BrokerMetrics(), feed, heartbeatMs: overrides.heartbeatMs ?? 15_000, log, now, devIssuer };

@@ -184,8 +184,10 @@ function checkCombinations(config: BrokerConfig, source: string): void {
   }
   if (keys.publish_ahead >= keys.rotate_every) fail('keys.publish_ahead: must be shorter than keys.rotate_every');
   if (!/^(memory|rediss?:\/\/|redis-sentinel:\/\/|redis-cluster:\/\/)/.test(config.store.url)) {
-    fail(`store.url: "${config.store.url}" is not memory or a redis URL`);
+    fail(`store.url: "${config.store.url.replace(/\/\/[^@/]*@/, '//***@')}" is not memory or a redis URL`);
   }
+  // On Redis the keystore is shared by every broker, encrypted: no KEK, no shared keys.
+  if (config.store.url !== 'memory' && !config.kek) fail('MINTGATE_KEK: required with a Redis store (base64 of 32 random bytes)');
   const entryNames = new Set<string>();
   const issuers = new Set<string>();
   config.trust.forEach((entry, i) => {

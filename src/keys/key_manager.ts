@@ -3,7 +3,7 @@
  * Holds the imported keys (jose KeyObjects) so the hot path never imports a key per request.
  */
 import { createLocalJWKSet, importJWK, type CryptoKey, type JWK, type JWTVerifyGetKey, type KeyObject } from 'jose';
-import { generateKey, type KeyRecord, type KeystoreDoc, type KeystoreRepository } from './keystore.js';
+import { generateKey, KeystoreVersionConflict, type KeyRecord, type KeystoreDoc, type KeystoreRepository } from './keystore.js';
 
 export type KeyState = 'next' | 'current' | 'retiring';
 
@@ -55,7 +55,7 @@ export class KeyManager {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Loads the keystore, creating the first key when there is none. */
+  /** Loads the keystore, creating the first key when there is none (one broker wins the race). */
   async init(): Promise<void> {
     const doc = await this.repo.load();
     if (doc && doc.keys.length > 0) {
@@ -67,10 +67,16 @@ export class KeyManager {
     await this.tick();
   }
 
-  /** Checks the schedule every `intervalMs` (default 10 s); the timer does not hold the process. */
-  start(intervalMs = 10_000): void {
+  /**
+   * Every `intervalMs` (default 2 s; the timer does not hold the process): picks up a keystore
+   * another broker changed (a cheap version check), then runs the schedule. So with several
+   * brokers on one Redis, a rotation made at one is served by all within seconds.
+   */
+  start(intervalMs = 2_000, onError: (err: Error) => void = () => undefined): void {
     this.timer = setInterval(() => {
-      this.tick().catch(() => undefined);
+      this.reload()
+        .then(() => this.tick())
+        .catch(onError);
     }, intervalMs);
     this.timer.unref();
   }
@@ -110,16 +116,23 @@ export class KeyManager {
    */
   async rotate(): Promise<KeyStatus[]> {
     await this.serialise(async () => {
-      const now = this.now();
-      if (this.statuses(now).some((k) => k.state === 'next')) return;
-      const key = await generateKey(this.policy.alg, now, now + this.policy.publish_ahead * 1000);
-      await this.commit({ version: this.doc.version + 1, keys: [...this.doc.keys, key] });
+      // Another broker may commit first (we then adopt its keystore); look again, a few times.
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const now = this.now();
+        if (this.statuses(now).some((k) => k.state === 'next')) return;
+        const key = await generateKey(this.policy.alg, now, now + this.policy.publish_ahead * 1000);
+        await this.commit({ version: this.doc.version + 1, keys: [...this.doc.keys, key] });
+      }
     });
     return this.statuses();
   }
 
   /** Picks up a keystore changed elsewhere (another broker), when its version moved on. */
   async reload(): Promise<boolean> {
+    if (this.repo.loadVersion) {
+      const version = await this.repo.loadVersion();
+      if (version === null || version === this.doc.version) return false;
+    }
     const doc = await this.repo.load();
     if (!doc || doc.version === this.doc.version) return false;
     await this.adopt(doc);
@@ -174,8 +187,28 @@ export class KeyManager {
     return now >= successor.activates_at + this.policy.retain_after * 1000;
   }
 
+  /**
+   * Saves and adopts `doc`. When another broker saved first (compare-and-set lost), adopts
+   * theirs instead: it made the same kind of change (a first key, a rotation, a pruning), and
+   * the next tick re-checks the schedule against it.
+   */
   private async commit(doc: KeystoreDoc): Promise<void> {
-    await this.repo.save(doc);
+    try {
+      await this.repo.save(doc);
+    } catch (err) {
+      if (!(err instanceof KeystoreVersionConflict)) throw err;
+      const theirs = await this.repo.load();
+      if (!theirs) {
+        // The shared keystore is gone (Redis lost its data): write ours back as version 1, so
+        // every broker keeps signing with the same keys and replicas notice the new version.
+        const restored = { ...doc, version: 1 };
+        await this.repo.save(restored);
+        await this.adopt(restored);
+        return;
+      }
+      await this.adopt(theirs);
+      return;
+    }
     await this.adopt(doc);
   }
 

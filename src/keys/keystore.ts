@@ -27,10 +27,27 @@ export interface KeystoreDoc {
   keys: KeyRecord[];
 }
 
-/** Where the keystore is kept: a directory (memory mode) or, later, Redis (encrypted). */
+/**
+ * Where the keystore is kept: a directory (memory mode) or Redis (encrypted, shared by brokers).
+ * `save` writes version N only over version N - 1 (none counts as 0) where several writers can
+ * meet, and throws KeystoreVersionConflict when another writer got there first.
+ */
 export interface KeystoreRepository {
   load(): Promise<KeystoreDoc | null>;
   save(doc: KeystoreDoc): Promise<void>;
+  /** The stored version, cheaply (without decrypting); null when nothing is stored. */
+  loadVersion?(): Promise<number | null>;
+}
+
+/** Another broker changed the keystore first; reload it and try again. */
+export class KeystoreVersionConflict extends Error {
+  override name = 'KeystoreVersionConflict';
+  constructor(
+    readonly expected: number,
+    readonly found: number,
+  ) {
+    super(`the keystore is at version ${found}, not ${expected}: another broker changed it; reload and retry`);
+  }
 }
 
 /** Generates a private key for `alg` with node-jose; its kid is random, 16 bytes base64url. */

@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
 import nodeJose from 'node-jose';
-import type { KeystoreDoc, KeystoreRepository } from '../keys/keystore.js';
+import { KeystoreVersionConflict, type KeystoreDoc, type KeystoreRepository } from '../keys/keystore.js';
 import {
   assertFeedId,
   StoreUnavailable,
@@ -546,16 +546,7 @@ export class KeystoreUnreadable extends Error {
   override name = 'KeystoreUnreadable';
 }
 
-/** Another broker changed the keystore first; reload it and try again. */
-export class KeystoreVersionConflict extends Error {
-  override name = 'KeystoreVersionConflict';
-  constructor(
-    readonly expected: number,
-    readonly found: number,
-  ) {
-    super(`the keystore in Redis is at version ${found}, not ${expected}: another broker changed it; reload and retry`);
-  }
-}
+export { KeystoreVersionConflict };
 
 const KEYSTORE_FORMAT = 'mintgate-keystore/1';
 /** JWE algorithms, and the only ones accepted on decryption (an allow-list, not "whatever the header says"). */

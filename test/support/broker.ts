@@ -27,6 +27,8 @@ export interface TestBrokerOptions {
   keystore?: KeystoreRepository;
   dev?: boolean;
   overrides?: BrokerOverrides;
+  /** Extra environment for the config (e.g. MINTGATE_KEK). */
+  env?: Record<string, string>;
 }
 
 export interface HttpAnswer {
@@ -55,13 +57,14 @@ export async function startTestBroker(opts: TestBrokerOptions = {}): Promise<Tes
   const issuer = `http://127.0.0.1:${port}`;
   const config = buildBrokerConfig(
     { issuer, ...(typeof opts.config === 'function' ? opts.config(issuer) : opts.config) },
-    { env: { MINTGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'silent' }, host: '127.0.0.1', port, dev: opts.dev ?? false, source: 'test config' },
+    { env: { MINTGATE_ADMIN_TOKEN: ADMIN_TOKEN, LOG_LEVEL: 'silent', ...opts.env }, host: '127.0.0.1', port, dev: opts.dev ?? false, source: 'test config' },
   );
   const audit = new MemoryAuditSink();
   const running = await startBroker(config, {
     log: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     audit,
-    keystore: opts.keystore ?? new InMemoryKeystoreRepository(),
+    // On Redis the keystore is the shared, encrypted one; in memory mode a private one per test.
+    ...(config.store.url === 'memory' ? { keystore: opts.keystore ?? new InMemoryKeystoreRepository() } : {}),
     rotationTimer: false,
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.store ? { store: opts.store } : {}),

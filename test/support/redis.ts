@@ -22,9 +22,10 @@ export interface RedisProcess {
   kill(signal?: NodeJS.Signals): void;
   /**
    * Stops the server (if still running) and starts a fresh, empty one on the same port with the
-   * same arguments, then waits for PING. Data is gone: persistence is off.
+   * same arguments, then waits for PING. Data is gone unless `keepData` and the server was
+   * started with persistence (`args: ["--appendonly", "yes"]`).
    */
-  restart(): Promise<void>;
+  restart(opts?: { keepData?: boolean }): Promise<void>;
 }
 
 /** Options for {@link startRedis}. */
@@ -135,11 +136,13 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisPro
         kill(signal: NodeJS.Signals = 'SIGKILL') {
           killGroup(child, signal);
         },
-        async restart() {
+        async restart(restartOpts: { keepData?: boolean } = {}) {
           await stopChild(child);
-          // stop() may have removed the dir already; a fresh one keeps restart() usable then.
-          await rm(dir, { recursive: true, force: true });
-          dir = await mkdtemp(join(tmpdir(), 'mintgate-redis-'));
+          if (!restartOpts.keepData) {
+            // stop() may have removed the dir already; a fresh one keeps restart() usable then.
+            await rm(dir, { recursive: true, force: true });
+            dir = await mkdtemp(join(tmpdir(), 'mintgate-redis-'));
+          }
           child = await launch(binary, port, dir, extra);
         },
       };
