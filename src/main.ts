@@ -17,11 +17,10 @@ import { JwksCache } from './exchange/assertions/jwks_cache.js';
 import { OwnTokenVerifier } from './exchange/assertions/mintgate.js';
 import { Minter } from './exchange/mint.js';
 import { compileTrust } from './exchange/policy.js';
-import { FlexibleSubjectLimiter, memorySubjectLimiter, type SubjectLimiter } from './exchange/rate_limit.js';
+import { perMinuteLimit, type RateLimit } from './exchange/rate_limit.js';
 import { TokenExchange } from './exchange/token_exchange.js';
 import { KeyManager } from './keys/key_manager.js';
 import { FileKeystoreRepository, type KeystoreRepository } from './keys/keystore.js';
-import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { MemoryStore } from './store/memory.js';
 import { createRedisClient, redactRedisUrl, RedisKeystoreRepository, RedisStore, waitUntilReady, type RedisClient } from './store/redis.js';
 import type { Store } from './store/store.js';
@@ -35,7 +34,8 @@ export interface BrokerOverrides {
   store?: Store;
   keystore?: KeystoreRepository;
   audit?: AuditSink;
-  limiter?: SubjectLimiter;
+  limiter?: RateLimit;
+  addressLimiter?: RateLimit;
   /** Passed to the JWKS cache (tests shorten cooldowns). */
   jwksCooldownMs?: number;
   /** Start the key rotation timer (default true). */
@@ -64,13 +64,19 @@ export function createLogger(level: string): Logger {
 interface StateParts {
   store: Store;
   keystore: KeystoreRepository;
-  limiter: SubjectLimiter;
+  limiter: RateLimit;
+  addressLimiter: RateLimit;
 }
 
 async function stateFor(config: BrokerConfig, log: Logger, now: () => number): Promise<StateParts> {
-  const perMinute = config.limits.exchanges_per_subject_per_minute;
+  const { exchanges_per_subject_per_minute: perSubject, exchanges_per_address_per_minute: perAddress } = config.limits;
   if (config.store.url === 'memory') {
-    return { store: new MemoryStore({ now }), keystore: new FileKeystoreRepository(config.keys.dir), limiter: memorySubjectLimiter(perMinute) };
+    return {
+      store: new MemoryStore({ now }),
+      keystore: new FileKeystoreRepository(config.keys.dir),
+      limiter: perMinuteLimit('subject', perSubject),
+      addressLimiter: perMinuteLimit('address', perAddress),
+    };
   }
   const where = redactRedisUrl(config.store.url);
   let lastWarning = 0;
@@ -96,17 +102,15 @@ async function stateFor(config: BrokerConfig, log: Logger, now: () => number): P
   return {
     store: new RedisStore(client, 'mintgate', { now }),
     keystore: new RedisKeystoreRepository(client, config.kek!, 'mintgate'),
-    limiter: new FlexibleSubjectLimiter(
-      // rejectIfRedisNotReady: fail closed at once rather than wait on a dead connection.
-      new RateLimiterRedis({ storeClient: client, keyPrefix: 'mintgate:rl:sub', points: perMinute, duration: 60, rejectIfRedisNotReady: true }),
-    ),
+    limiter: perMinuteLimit('subject', perSubject, client),
+    addressLimiter: perMinuteLimit('address', perAddress, client),
   };
 }
 
 export async function createBrokerContext(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<BrokerContext> {
   const now = overrides.now ?? Date.now;
   const log = overrides.log ?? createLogger(config.logLevel);
-  const state = overrides.store && overrides.keystore && overrides.limiter ? undefined : await stateFor(config, log, now);
+  const state = overrides.store && overrides.keystore && overrides.limiter && overrides.addressLimiter ? undefined : await stateFor(config, log, now);
   const store = overrides.store ?? state!.store;
   const keys = new KeyManager(overrides.keystore ?? state!.keystore, config.keys, now);
   await keys.init();
@@ -124,9 +128,10 @@ export async function createBrokerContext(config: BrokerConfig, overrides: Broke
   const audit = overrides.audit ?? new LogAuditSink(log);
   const minter = new Minter({ issuer: config.issuer, keys, store, recordRetention: RECORD_RETENTION_SECONDS, now });
   const limiter = overrides.limiter ?? state!.limiter;
+  const addressLimiter = overrides.addressLimiter ?? state!.addressLimiter;
   const exchange = new TokenExchange({ config, trust, jwks, store, ownTokens, minter, limiter, audit, log, now });
   const feed = new RevocationFeed(store, log);
-  return { config, store, keys, exchange, ownTokens, audit, metrics: new BrokerMetrics(), feed, heartbeatMs: overrides.heartbeatMs ?? 15_000, log, now, devIssuer };
+  return { config, store, keys, exchange, ownTokens, audit, addressLimiter, metrics: new BrokerMetrics(), feed, heartbeatMs: overrides.heartbeatMs ?? 15_000, log, now, devIssuer };
 }
 
 /** Starts the broker on config.host:config.port (port 0: a free one). */

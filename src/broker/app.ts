@@ -26,6 +26,8 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  // req.ip is the socket's address unless the request came through a configured load balancer.
+  app.set('trust proxy', ctx.config.limits.trusted_proxies.length > 0 ? [...ctx.config.limits.trusted_proxies] : false);
   app.use(requestId);
   app.use(helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } }));
   app.use(accessLog(ctx));

@@ -4,6 +4,7 @@ import type { AuditSink } from '../audit/sink.js';
 import type { BrokerConfig } from '../config/broker.js';
 import type { DevIssuer } from '../dev/dev_issuer.js';
 import type { OwnTokenVerifier } from '../exchange/assertions/mintgate.js';
+import type { RateLimit } from '../exchange/rate_limit.js';
 import type { TokenExchange } from '../exchange/token_exchange.js';
 import type { KeyManager } from '../keys/key_manager.js';
 import type { Store } from '../store/store.js';
@@ -17,6 +18,8 @@ export interface BrokerContext {
   exchange: TokenExchange;
   ownTokens: OwnTokenVerifier;
   audit: AuditSink;
+  /** Token requests per client address (checked before any parsing). */
+  addressLimiter: RateLimit;
   metrics: BrokerMetrics;
   /** The one follower of the revocation feed, shared by every SSE stream. */
   feed: RevocationFeed;

@@ -18,6 +18,8 @@ export function tokenEndpoint(ctx: BrokerContext) {
     let outcome = 'issued';
     try {
       noCache(res);
+      // Per address first: a flood of garbage costs one counter increment, not a parse.
+      await ctx.addressLimiter.consume(req.ip ?? req.socket.remoteAddress ?? 'unknown');
       const params = readParams(req, ['audience', 'resource']);
       checkGrantType(params);
       const request = parseExchangeRequest(params);

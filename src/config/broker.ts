@@ -4,9 +4,19 @@
  * names the key (`ConfigError`). Durations are held in seconds from here on.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+
+/** express "trust proxy" entries: an address, a CIDR, or one of the named ranges. */
+function isProxySpec(text: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(text)) return true;
+  const [address, prefix, ...rest] = text.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
+}
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -80,9 +90,12 @@ const fileSchema = z.strictObject({
     .default({ dir: 'keys', alg: 'ES256', rotate_every: 86400, publish_ahead: 300, retain_after: 1200 }),
   limits: z
     .strictObject({
-      exchanges_per_subject_per_minute: z.number().int().positive().default(600),
+      exchanges_per_subject_per_minute: z.number().int().nonnegative().default(600),
+      exchanges_per_address_per_minute: z.number().int().nonnegative().default(3000),
+      /** Load balancers whose X-Forwarded-For names the client (express "trust proxy" values). */
+      trusted_proxies: z.array(z.string().refine(isProxySpec, 'use an IP, an IP/prefix, loopback, linklocal or uniquelocal')).default([]),
     })
-    .default({ exchanges_per_subject_per_minute: 600 }),
+    .default({ exchanges_per_subject_per_minute: 600, exchanges_per_address_per_minute: 3000, trusted_proxies: [] }),
   trust: z.array(trustSchema).default([]),
 });
 

@@ -14,7 +14,7 @@ import { verifyOidcAssertion } from './assertions/oidc.js';
 import { decideGrant, type Ceiling } from './grant.js';
 import type { Minter } from './mint.js';
 import { decide, RuleEvaluationError, type CompiledTrustEntry } from './policy.js';
-import type { SubjectLimiter } from './rate_limit.js';
+import type { RateLimit } from './rate_limit.js';
 
 export const GRANT_TYPE_TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE = {
@@ -50,7 +50,8 @@ export interface TokenExchangeDeps {
   store: Store;
   ownTokens: OwnTokenVerifier;
   minter: Minter;
-  limiter: SubjectLimiter;
+  /** Exchanges per subject. */
+  limiter: RateLimit;
   audit: AuditSink;
   log: Logger;
   now: () => number;

@@ -67,9 +67,9 @@ export class UnsupportedGrantType extends OAuthError {
  * OAuth error that means "you are asking too often".
  */
 export class SlowDown extends OAuthError {
-  constructor(retryAfterSeconds: number, detail?: string) {
-    super('slow_down', 429, 'too many token requests for this subject; retry later', {
-      ...(detail === undefined ? {} : { detail }),
+  constructor(by: 'subject' | 'address', retryAfterSeconds: number) {
+    super('slow_down', 429, `too many token requests for this ${by}; retry later`, {
+      detail: `${by} over its rate limit`,
       headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
     });
   }

@@ -73,3 +73,43 @@ describe('token endpoint requests', () => {
     assert.ok(!res.text.includes(token.split('.')[1]!));
   });
 });
+
+describe('per-address limit', () => {
+  let idp: LocalIssuer;
+  let direct: TestBroker;
+  let behindProxy: TestBroker;
+  before(async () => {
+    idp = await startLocalIssuer();
+    const trust = [trustEntry(idp.issuer, {}, [{ name: 'any', grant: { audiences: ['gw'], scopes: ['s'] } }])];
+    direct = await startTestBroker({ config: { limits: { exchanges_per_address_per_minute: 4 }, trust } });
+    behindProxy = await startTestBroker({ config: { limits: { exchanges_per_address_per_minute: 4, trusted_proxies: ['loopback'] }, trust } });
+  });
+  after(async () => {
+    await direct?.close();
+    await behindProxy?.close();
+    await idp?.close();
+  });
+
+  it('counts every token request from one address, garbage included, and answers 429 slow_down', async () => {
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await direct.exchange('garbage')).status);
+    statuses.push((await direct.exchange(await idp.github({ sub: `addr-${Math.random()}` }))).status);
+    const over = await direct.exchange(await idp.github({ sub: 'addr-over' }));
+    assert.deepEqual(statuses, [400, 400, 400, 200]);
+    assert.equal(over.status, 429);
+    assert.equal(over.body.error, 'slow_down');
+    assert.match(over.body.error_description, /address/);
+    assert.ok(Number(over.headers['retry-after']) >= 1);
+    // Without trusted proxies, X-Forwarded-For is not believed.
+    const spoofed = await direct.exchange('garbage', {}).then(() => direct.postForm('/oauth2/token', { grant_type: 'x' }, { 'x-forwarded-for': '203.0.113.9' }));
+    assert.equal(spoofed.status, 429);
+  });
+
+  it('behind a trusted load balancer, counts per forwarded client address', async () => {
+    for (let i = 0; i < 4; i++) await behindProxy.postForm('/oauth2/token', { grant_type: 'x' }, { 'x-forwarded-for': '203.0.113.1' });
+    const first = await behindProxy.postForm('/oauth2/token', { grant_type: 'x' }, { 'x-forwarded-for': '203.0.113.1' });
+    assert.equal(first.status, 429);
+    const other = await behindProxy.postForm('/oauth2/token', { grant_type: 'x' }, { 'x-forwarded-for': '203.0.113.2' });
+    assert.equal(other.status, 400, 'another client behind the same balancer has its own budget');
+  });
+});

@@ -28,7 +28,7 @@ describe('broker config', () => {
     assert.equal(config.issuer, 'http://127.0.0.1:8080');
     assert.deepEqual(config.tokens, { default_ttl: 300, max_ttl: 900, clock_skew: 30, job_revocation_ttl: 86400 });
     assert.deepEqual(config.keys, { dir: 'keys', alg: 'ES256', rotate_every: 86400, publish_ahead: 300, retain_after: 1200 });
-    assert.equal(config.limits.exchanges_per_subject_per_minute, 600);
+    assert.deepEqual(config.limits, { exchanges_per_subject_per_minute: 600, exchanges_per_address_per_minute: 3000, trusted_proxies: [] });
     assert.equal(config.store.url, 'memory');
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.tokens));
     assert.throws(() => {
@@ -71,6 +71,8 @@ describe('broker config', () => {
     ['a store URL of another kind', { store: { url: 'postgres://x' } }, /store\.url/],
     ['a scope with a space', { trust: [{ ...entry, rules: [{ ...rule, grant: { audiences: ['a'], scopes: ['a b'] } }] }] }, /trust\[0\]\.rules\[0\]\.grant\.scopes\[0\]/],
     ['an issuer URL that is not http(s)', { issuer: 'ftp://x' }, /issuer/],
+    ['a trusted proxy that is not an address', { limits: { trusted_proxies: ['gateway.local'] } }, /limits\.trusted_proxies\[0\]/],
+    ['a negative limit', { limits: { exchanges_per_address_per_minute: -1 } }, /limits\.exchanges_per_address_per_minute/],
     ['saml trust, not yet available', { trust: [{ ...entry, type: 'saml' }] }, /trust\[0\]\.type/],
   ];
   for (const [name, raw, message] of refused) {
