@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { buildBrokerConfig } from '../../src/config/broker.js';
+import { compileTrust } from '../../src/exchange/policy.js';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -193,17 +195,18 @@ function healthcheckText(service: Json): string {
 
 describe('docker-compose.yml', () => {
   const text = read('docker-compose.yml');
-  const compose: unknown = parse(text);
+  const compose: unknown = parse(text, { merge: true }); // compose resolves YAML merge keys (<<)
   assert.ok(isObject(compose));
   const services = compose.services as Json;
   const redis = services.redis as Json;
-  const broker = services.broker as Json;
+  const brokerNames = ['broker-a', 'broker-b'];
+  const brokers = brokerNames.map((n) => services[n] as Json);
 
-  it('follows the compose spec (no version key) and defines redis and broker', () => {
+  it('follows the compose spec (no version key) and defines redis and two brokers', () => {
     assert.ok(!('version' in compose), 'no obsolete `version:` key');
     assert.ok(isObject(services));
     assert.ok(isObject(redis), 'service redis');
-    assert.ok(isObject(broker), 'service broker');
+    for (const [i, broker] of brokers.entries()) assert.ok(isObject(broker), `service ${brokerNames[i]}`);
   });
 
   it('runs redis 7 with appendonly on a named volume and a redis-cli ping healthcheck', () => {
@@ -216,41 +219,44 @@ describe('docker-compose.yml', () => {
     assert.match(healthcheckText(redis), /redis-cli\s+ping/);
   });
 
-  it('builds the broker from the Dockerfile and points it at redis', () => {
-    const build = broker.build;
-    const context = isObject(build) ? build.context : build;
-    assert.ok(context === '.' || context === './', `build context is the repo (${String(context)})`);
-    if (isObject(build) && build.dockerfile !== undefined) assert.equal(build.dockerfile, 'Dockerfile');
-    const env = environment(broker);
-    assert.equal(env.REDIS_URL, 'redis://redis:6379/0');
-    assert.match(String(env.MINTGATE_ADMIN_TOKEN), REQUIRED_INTERPOLATION);
-    assert.match(String(env.MINTGATE_KEK), REQUIRED_INTERPOLATION);
-    assert.equal(REQUIRED_INTERPOLATION.exec(String(env.MINTGATE_ADMIN_TOKEN))![1], 'MINTGATE_ADMIN_TOKEN');
-    assert.equal(REQUIRED_INTERPOLATION.exec(String(env.MINTGATE_KEK))![1], 'MINTGATE_KEK');
-    const ports = ((broker.ports ?? []) as unknown[]).map((p) => (isObject(p) ? `${String(p.published)}:${String(p.target)}` : String(p)));
-    assert.ok(ports.some((p) => /(^|:)8080:8080(\/tcp)?$/.test(p)), `8080 is published (${ports.join(', ')})`);
-  });
+  for (const [index, name] of brokerNames.entries()) {
+    const broker = brokers[index]!;
+    it(`builds ${name} from the Dockerfile and points it at redis`, () => {
+      const build = broker.build;
+      const context = isObject(build) ? build.context : build;
+      assert.ok(context === '.' || context === './', `build context is the repo (${String(context)})`);
+      if (isObject(build) && build.dockerfile !== undefined) assert.equal(build.dockerfile, 'Dockerfile');
+      const env = environment(broker);
+      assert.equal(env.REDIS_URL, 'redis://redis:6379/0');
+      assert.match(String(env.MINTGATE_ADMIN_TOKEN), REQUIRED_INTERPOLATION);
+      assert.match(String(env.MINTGATE_KEK), REQUIRED_INTERPOLATION);
+      assert.equal(REQUIRED_INTERPOLATION.exec(String(env.MINTGATE_ADMIN_TOKEN))![1], 'MINTGATE_ADMIN_TOKEN');
+      assert.equal(REQUIRED_INTERPOLATION.exec(String(env.MINTGATE_KEK))![1], 'MINTGATE_KEK');
+      const ports = ((broker.ports ?? []) as unknown[]).map((p) => (isObject(p) ? `${String(p.published)}:${String(p.target)}` : String(p)));
+      const published = index === 0 ? '8080' : '8081';
+      assert.ok(ports.some((p) => new RegExp(`(^|:)${published}:8080(/tcp)?$`).test(p)), `${published} is published (${ports.join(', ')})`);
+    });
+    it(`mounts the example config read-only into ${name} (one issuer for both)`, () => {
+      const volumes = (broker.volumes ?? []) as unknown[];
+      const config = volumes
+        .map((v) => {
+          if (isObject(v)) return { source: String(v.source), target: String(v.target), ro: v.read_only === true };
+          const [source, target, mode] = String(v).split(':');
+          return { source: source!, target: target!, ro: (mode ?? '').split(',').includes('ro') };
+        })
+        .find((v) => v.target === CONFIG_IN_CONTAINER);
+      assert.ok(config, `something is mounted at ${CONFIG_IN_CONTAINER}`);
+      assert.equal(config.source.replace(/^\.\//, ''), 'examples/compose/mintgate.yaml');
+      assert.ok(config.ro, 'the config is mounted read-only');
+    });
 
-  it('mounts the example config read-only where the image looks for it', () => {
-    const volumes = (broker.volumes ?? []) as unknown[];
-    const config = volumes
-      .map((v) => {
-        if (isObject(v)) return { source: String(v.source), target: String(v.target), ro: v.read_only === true };
-        const [source, target, mode] = String(v).split(':');
-        return { source: source!, target: target!, ro: (mode ?? '').split(',').includes('ro') };
-      })
-      .find((v) => v.target === CONFIG_IN_CONTAINER);
-    assert.ok(config, `something is mounted at ${CONFIG_IN_CONTAINER}`);
-    assert.equal(config.source.replace(/^\.\//, ''), 'examples/compose/mintgate.yaml');
-    assert.ok(config.ro, 'the config is mounted read-only');
-  });
-
-  it('starts the broker after a healthy redis and checks /readyz', () => {
-    const depends = broker.depends_on;
-    assert.ok(isObject(depends) && isObject(depends.redis), 'depends_on in long form');
-    assert.equal(depends.redis.condition, 'service_healthy');
-    assert.match(healthcheckText(broker), /\/readyz/);
-  });
+    it(`starts ${name} after a healthy redis and checks /readyz`, () => {
+      const depends = broker.depends_on;
+      assert.ok(isObject(depends) && isObject(depends.redis), 'depends_on in long form');
+      assert.equal(depends.redis.condition, 'service_healthy');
+      assert.match(healthcheckText(broker), /\/readyz/);
+    });
+  }
 
   it('writes no secret literally: only ${...} interpolations', () => {
     for (const [name, service] of Object.entries(services)) {
@@ -288,9 +294,18 @@ describe('examples/compose/mintgate.yaml', () => {
     );
     assert.equal(config.issuer, 'http://localhost:8080');
     assert.deepEqual(config.store, { url: 'redis://redis:6379/0' });
-    const compose = parse(read('docker-compose.yml')) as Json;
-    const env = environment((compose.services as Json).broker as Json);
-    assert.equal(env.REDIS_URL, (config.store as Json).url, 'REDIS_URL and store.url agree');
+    const compose = parse(read('docker-compose.yml'), { merge: true }) as Json;
+    for (const name of ['broker-a', 'broker-b']) {
+      const env = environment((compose.services as Json)[name] as Json);
+      assert.equal(env.REDIS_URL, (config.store as Json).url, `${name}: REDIS_URL and store.url agree`);
+    }
+  });
+
+  it('is a config the broker accepts as it stands', () => {
+    const loaded = buildBrokerConfig(config, { env: { MINTGATE_KEK: Buffer.alloc(32, 1).toString('base64') }, source: 'examples/compose/mintgate.yaml' });
+    assert.equal(loaded.issuer, 'http://localhost:8080');
+    assert.equal(loaded.store.url, 'redis://redis:6379/0');
+    assert.doesNotThrow(() => compileTrust(loaded.trust));
   });
 
   it('keeps the contract defaults for tokens and keys', () => {
