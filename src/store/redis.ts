@@ -199,7 +199,18 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
       });
       break;
     case 'sentinel':
-      client = new Redis({ ...common, sentinels: target.sentinels, name: target.name, db: target.db, retryStrategy });
+      client = new Redis({
+        ...common,
+        sentinels: target.sentinels,
+        name: target.name,
+        db: target.db,
+        retryStrategy,
+        // Reconnect when the sentinels announce a new master (+switch-master). Without it, a
+        // master that hangs or is cut off rather than crashing keeps its TCP connection open:
+        // every command times out, nothing makes the client ask the sentinels again, and the
+        // broker answers 503 long after the replica was promoted.
+        failoverDetector: true,
+      });
       break;
     case 'cluster': {
       const options: ClusterOptions = {
@@ -486,7 +497,13 @@ export class RedisStore implements Store {
     if (ready.length > 0 || waitMs <= 0) return ready;
     // A blocking read gets a connection of its own, so it never holds up other commands. Blocks
     // stay under the command timeout (2 s): longer waits are the caller's loop.
-    this.blocking ??= this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate();
+    if (this.blocking === undefined) {
+      this.blocking = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate();
+      // duplicate() copies the options, not the listeners: hand its connection errors to the
+      // same handlers as the main client's (createRedisClient's onError), or ioredis prints each
+      // failed reconnection on stderr during an outage.
+      for (const listener of this.client.listeners('error')) this.blocking.on('error', listener as (err: Error) => void);
+    }
     const block = Math.max(1, Math.min(waitMs, 1_500));
     await waitUntilReady(this.blocking, 2_000);
     await guarded('wait for feed', () => this.blocking!.xread('COUNT', 1, 'BLOCK', block, 'STREAMS', this.keys.feed, afterId ?? '0-0'));
@@ -504,7 +521,11 @@ export class RedisStore implements Store {
     try {
       await this.client.quit();
     } catch {
-      // Not connected (Redis down): nothing to say goodbye to; stop reconnecting.
+      // Not connected (Redis down): nothing to say goodbye to.
+    } finally {
+      // Stops reconnecting, and ends what QUIT leaves open: with Sentinel, the failover
+      // detector's subscriptions to every sentinel, which would otherwise reconnect forever and
+      // keep the process alive.
       this.client.disconnect();
     }
   }
