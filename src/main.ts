@@ -3,11 +3,13 @@
  * tests call `startBroker`; everything else receives its collaborators as arguments.
  */
 import type { AddressInfo } from 'node:net';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import proxyAddr from 'proxy-addr';
 import type { JWK } from 'jose';
 import pino, { type Logger } from 'pino';
 import { LogAuditSink, type AuditSink } from './audit/sink.js';
 import { createBrokerApp } from './broker/app.js';
+import { tokenEndpoint } from './broker/token.js';
 import type { BrokerContext } from './broker/context.js';
 import { BrokerMetrics } from './broker/metrics.js';
 import { RevocationFeed } from './broker/revocation_feed.js';
@@ -131,14 +133,23 @@ export async function createBrokerContext(config: BrokerConfig, overrides: Broke
   const addressLimiter = overrides.addressLimiter ?? state!.addressLimiter;
   const exchange = new TokenExchange({ config, trust, jwks, store, ownTokens, minter, limiter, audit, log, now });
   const feed = new RevocationFeed(store, log);
-  return { config, store, keys, exchange, ownTokens, audit, addressLimiter, metrics: new BrokerMetrics(), feed, heartbeatMs: overrides.heartbeatMs ?? 15_000, log, now, devIssuer };
+  // express's own rules for req.ip (proxy-addr), so both response paths agree on who called.
+  const trusted = config.limits.trusted_proxies;
+  const trustsProxy = trusted.length > 0 ? proxyAddr.compile([...trusted]) : () => false;
+  const clientAddress = (req: IncomingMessage): string => proxyAddr(req, trustsProxy);
+  return { config, store, keys, exchange, ownTokens, audit, addressLimiter, clientAddress, metrics: new BrokerMetrics(), feed, heartbeatMs: overrides.heartbeatMs ?? 15_000, log, now, devIssuer };
 }
 
 /** Starts the broker on config.host:config.port (port 0: a free one). */
 export async function startBroker(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<RunningBroker> {
   const context = await createBrokerContext(config, overrides);
   const app = createBrokerApp(context);
-  const server = createServer(app);
+  const token = tokenEndpoint(context);
+  // The token endpoint skips express altogether (the hot path); everything else is the app.
+  const server = createServer((req, res) => {
+    if (req.method === 'POST' && req.url === '/oauth2/token') void token(req, res);
+    else app(req, res);
+  });
   server.keepAliveTimeout = 65_000; // outlive common load-balancer idle timeouts
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

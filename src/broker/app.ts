@@ -5,7 +5,9 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import { errorHandler, notFound } from '../http/error_response.js';
+import { MAX_BODY_BYTES } from '../http/body.js';
 import { requestId } from '../http/request_id.js';
+import { HELMET_OPTIONS } from '../http/security_headers.js';
 import { adminRevocationsEndpoint } from './admin_revocations.js';
 import { listKeysEndpoint, rotateKeysEndpoint } from './admin_keys.js';
 import { createAuthenticator, requirePermission } from './auth.js';
@@ -18,8 +20,6 @@ import { revocationStreamEndpoint } from './revocation_stream.js';
 import { revokeEndpoint } from './revoke.js';
 import { tokenEndpoint } from './token.js';
 
-/** Request bodies are small: 64 KiB holds any assertion (8 KiB) with room to spare. */
-export const MAX_BODY_BYTES = 64 * 1024;
 
 export function createBrokerApp(ctx: BrokerContext): Express {
   const app = express();
@@ -29,25 +29,26 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   // req.ip is the socket's address unless the request came through a configured load balancer.
   app.set('trust proxy', ctx.config.limits.trusted_proxies.length > 0 ? [...ctx.config.limits.trusted_proxies] : false);
   app.use(requestId);
-  app.use(helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } } }));
-  app.use(accessLog(ctx));
-  app.use(express.urlencoded({ extended: false, limit: MAX_BODY_BYTES, parameterLimit: 64 }));
-  app.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
+  app.use(helmet(HELMET_OPTIONS));
+  if (ctx.log.isLevelEnabled('debug')) app.use(accessLog(ctx));
+  // OAuth endpoints read their own form bodies (http/params.ts); JSON only where JSON is taken.
+  const json = express.json({ limit: MAX_BODY_BYTES, strict: true });
 
   const auth = createAuthenticator(ctx);
   app.get(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'], metadataEndpoint(ctx));
   app.get('/jwks.json', jwksEndpoint(ctx));
-  app.post('/oauth2/token', tokenEndpoint(ctx));
+  const token = tokenEndpoint(ctx);
+  app.post('/oauth2/token', (req, res) => void token(req, res)); // normally served before express (main.ts)
   app.post('/oauth2/revoke', revokeEndpoint(ctx));
   app.post('/oauth2/introspect', requirePermission(auth, 'mintgate:introspect'), introspectEndpoint(ctx));
-  app.post('/admin/revocations', requirePermission(auth, 'mintgate:admin'), adminRevocationsEndpoint(ctx));
+  app.post('/admin/revocations', requirePermission(auth, 'mintgate:admin'), json, adminRevocationsEndpoint(ctx));
   app.get('/admin/revocations/stream', requirePermission(auth, 'mintgate:proxy'), revocationStreamEndpoint(ctx, { heartbeatMs: ctx.heartbeatMs }));
   app.get('/admin/keys', requirePermission(auth, 'mintgate:admin'), listKeysEndpoint(ctx));
   app.post('/admin/keys/rotate', requirePermission(auth, 'mintgate:admin'), rotateKeysEndpoint(ctx));
   app.get('/healthz', healthzEndpoint());
   app.get('/readyz', readyzEndpoint(ctx));
   app.get('/metrics', metricsEndpoint(ctx));
-  if (ctx.devIssuer) app.use(devRoutes(ctx.devIssuer));
+  if (ctx.devIssuer) app.use(json, devRoutes(ctx.devIssuer));
 
   app.use(notFound);
   app.use(errorHandler(ctx.log));

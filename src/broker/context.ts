@@ -1,4 +1,5 @@
 /** What the broker's endpoints share; built once in src/main.ts. */
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { AuditSink } from '../audit/sink.js';
 import type { BrokerConfig } from '../config/broker.js';
@@ -20,6 +21,8 @@ export interface BrokerContext {
   audit: AuditSink;
   /** Token requests per client address (checked before any parsing). */
   addressLimiter: RateLimit;
+  /** The client's address: the socket's, or the one a trusted load balancer names (as req.ip). */
+  clientAddress(req: IncomingMessage): string;
   metrics: BrokerMetrics;
   /** The one follower of the revocation feed, shared by every SSE stream. */
   feed: RevocationFeed;

@@ -12,7 +12,7 @@ import type { BrokerContext } from './context.js';
 export function introspectEndpoint(ctx: BrokerContext) {
   return async (req: Request, res: Response): Promise<void> => {
     res.setHeader('Cache-Control', 'no-store');
-    const token = readParams(req).one('token');
+    const token = (await readParams(req)).one('token');
     if (!token) throw new InvalidRequest('token is required');
     try {
       const claims = await ctx.ownTokens.verify(token);

@@ -14,7 +14,7 @@ import { buildRevocation } from './revocation_policy.js';
 export function revokeEndpoint(ctx: BrokerContext) {
   return async (req: Request, res: Response): Promise<void> => {
     res.setHeader('Cache-Control', 'no-store');
-    const params = readParams(req);
+    const params = await readParams(req);
     const token = params.one('token');
     if (!token) throw new InvalidRequest('token is required');
     let claims;

@@ -37,18 +37,26 @@ function fromBodyParser(err: { type?: string; status?: number }): OAuthError | n
   }
 }
 
+/**
+ * What leaves the process for `err`: protocol errors as they are (their private detail logged),
+ * anything else as a generic `server_error` (logged in full). Shared by every response path.
+ */
+export function publicError(err: unknown, log: Logger, reqId: string): OAuthError {
+  let oauth: OAuthError;
+  if (err instanceof OAuthError) oauth = err;
+  else oauth = fromBodyParser(err as { type?: string }) ?? new ServerError();
+  if (oauth.status >= 500 && oauth.status !== 503) {
+    log.error({ req_id: reqId, err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'unexpected error');
+    return new ServerError();
+  }
+  if (oauth.detail) log.info({ req_id: reqId, error: oauth.code, detail: oauth.detail }, 'request refused');
+  return oauth;
+}
+
 export function errorHandler(log: Logger) {
   // Express recognises error handlers by their four parameters.
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
-    let oauth: OAuthError;
-    if (err instanceof OAuthError) oauth = err;
-    else oauth = fromBodyParser(err as { type?: string }) ?? new ServerError();
-    if (oauth.status >= 500 && oauth.status !== 503) {
-      log.error({ req_id: req.id, err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'unexpected error');
-      oauth = new ServerError();
-    } else if (oauth.detail) {
-      log.info({ req_id: req.id, error: oauth.code, detail: oauth.detail }, 'request refused');
-    }
+    const oauth = publicError(err, log, req.id);
     if (res.headersSent) {
       res.end();
       return;

@@ -13,9 +13,13 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/** The caller's id when it is short and plain, else a new UUID. */
+export function chooseRequestId(given: string | string[] | undefined): string {
+  return typeof given === 'string' && SAFE_ID.test(given) ? given : randomUUID();
+}
+
 export function requestId(req: Request, res: Response, next: NextFunction): void {
-  const given = req.get('x-request-id');
-  req.id = given && SAFE_ID.test(given) ? given : randomUUID();
+  req.id = chooseRequestId(req.headers['x-request-id']);
   res.setHeader('X-Request-Id', req.id);
   next();
 }

@@ -56,7 +56,9 @@ export class MemoryStore implements Store {
   }
 
   async recordIssued(token: IssuedToken, ttlSeconds: number): Promise<void> {
-    this.issued.set(token.jti, { value: structuredClone(token), expiresAt: this.now() + ttlSeconds * 1000 });
+    // A copy the caller cannot reach; records are flat but for src/act, copied one level down.
+    const value: IssuedToken = { ...token, src: { ...token.src }, ...(token.act ? { act: structuredClone(token.act) } : {}) };
+    this.issued.set(token.jti, { value, expiresAt: this.now() + ttlSeconds * 1000 });
   }
 
   async getIssued(jti: string): Promise<IssuedToken | null> {

@@ -33,7 +33,9 @@ function scan(text: string, maxDepth: number): void {
     } else if (ch === '"') {
       const end = stringEnd(text, i);
       if (expectKey) {
-        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        // Only keys with escapes need decoding (`"s\u0075b"` is `"sub"`); the rest are literal.
+        const raw = text.slice(i + 1, end);
+        const key = raw.includes('\\') ? (JSON.parse(text.slice(i, end + 1)) as string) : raw;
         const keys = stack.at(-1) as Set<string>;
         if (keys.has(key)) throw new StrictJsonError(`duplicate key "${key.slice(0, 40)}"`);
         keys.add(key);
