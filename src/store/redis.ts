@@ -512,6 +512,11 @@ export class RedisStore implements Store {
 
   async ping(): Promise<void> {
     await guarded('ping', () => this.client.ping());
+    if (this.client instanceof Cluster) {
+      // Any live node answers PING; only cluster_state:ok says every slot (every key) is served.
+      const info = String(await guarded('cluster info', () => (this.client as Cluster).cluster('INFO')));
+      if (!/cluster_state:ok/.test(info)) throw new StoreUnavailable('redis cluster: cluster_state is not ok');
+    }
   }
 
   async close(): Promise<void> {

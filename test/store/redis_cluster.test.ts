@@ -202,3 +202,36 @@ describe('RedisStore on Redis Cluster (3 masters)', topologyTestOptions(), () =>
     });
   });
 });
+
+describe('RedisStore on a Cluster that loses a master', topologyTestOptions(), () => {
+  let cluster: RedisClusterHandle;
+  before(async () => {
+    // A short node timeout, so the cluster declares itself failed within the test's patience.
+    const started = await startCluster({ masters: 3, args: ['--cluster-node-timeout', '1000'] });
+    if (!started) throw new Error('redis-server or redis-cli is not available');
+    cluster = started;
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it('stops answering ping (so /readyz fails) once some slots have no master', async () => {
+    const store = new RedisStore(await connect(cluster.url), uniquePrefix());
+    try {
+      await store.ping();
+      cluster.nodes.find((n) => n.role === 'master')!.kill('SIGKILL');
+      const deadline = Date.now() + 15_000;
+      let failed = false;
+      while (!failed && Date.now() < deadline) {
+        failed = await store.ping().then(
+          () => false,
+          () => true,
+        );
+        if (!failed) await sleep(200);
+      }
+      assert.ok(failed, 'ping rejects once the cluster is down');
+    } finally {
+      await store.close();
+    }
+  });
+});
