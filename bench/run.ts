@@ -9,10 +9,13 @@
  *   npm run bench -- exchange peer    only row modules whose file name contains a word
  *                                     (written to bench/results/partial.json instead)
  *
- * Environment: BENCH_DURATION (timed seconds per load run, default 8), BENCH_WARMUP (default 2),
+ * Environment: BENCH_DURATION (timed seconds per load run, default 8), BENCH_WARMUP (default 1.5),
  * BENCH_CONNECTIONS (default 32), BENCH_CPU_PROF=1 (each server's timed run is CPU-profiled into
  * bench/results/profiles/*.cpuprofile, at some cost to its rate; summarise one with
  * `node --import tsx bench/tools/profile_summary.ts FILE`, or open it in Chrome DevTools).
+ *
+ * The row "exchange (redis store)" starts a private redis-server (test/support/redis.ts) and fails
+ * when there is none on PATH; it never uses a shared Redis.
  *
  * Adding a row: a file bench/rows/NN_name.ts exporting
  * `async function measure(ctx: BenchContext): Promise<MeasuredRow[]>` (see support/types.ts).
@@ -40,13 +43,18 @@ function numberFromEnv(name: string, fallback: number, min: number): number {
   return n;
 }
 
+const atEnd: Array<() => Promise<void>> = [];
+
 const ctx: BenchContext = {
   durationSeconds: numberFromEnv('BENCH_DURATION', 8, 1),
-  warmupSeconds: numberFromEnv('BENCH_WARMUP', 2, 0.5),
+  warmupSeconds: numberFromEnv('BENCH_WARMUP', 1.5, 0.5),
   connections: Math.round(numberFromEnv('BENCH_CONNECTIONS', 32, 1)),
   cpuProfile: process.env.BENCH_CPU_PROF === '1',
   log(message) {
     process.stderr.write(`[bench ${((performance.now() - startedAt) / 1000).toFixed(1).padStart(5)} s] ${message}\n`);
+  },
+  atEnd(close) {
+    atEnd.push(close);
   },
 };
 
@@ -79,6 +87,15 @@ async function main(): Promise<number> {
     }
   }
 
+  for (const close of atEnd) {
+    try {
+      await close();
+    } catch (err) {
+      // Everything is measured by now: a failed clean-up is worth a line, not a failed run.
+      ctx.log(`clean-up after the rows failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
   const rows = resolveTargets(measured).map(tidy);
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -107,19 +124,21 @@ function resolveTargets(measured: MeasuredRow[]): Row[] {
     if (!targets || targets.length === 0) return row;
     const comparisons: Comparison[] = targets.map((t) => {
       const better = t.better ?? 'higher';
-      const holds = (x: number) => (better === 'higher' ? x >= t.target : x <= t.target);
-      if (t.baseline === undefined) return { target: t.target, better, pass: holds(row.value) };
+      const bound = t.target === undefined ? {} : { target: t.target };
+      // No target: a ratio for context, with no pass.
+      const holds = (x: number) => (t.target === undefined ? {} : { pass: better === 'higher' ? x >= t.target : x <= t.target });
+      if (t.baseline === undefined) return { ...bound, better, ...holds(row.value) };
       const base = byName.get(t.baseline);
-      if (!base || !(base.value > 0)) return { baseline: t.baseline, target: t.target, better };
+      if (!base || !(base.value > 0)) return { baseline: t.baseline, ...bound, better };
       const ratio = row.value / base.value;
-      return { baseline: t.baseline, ratio: round(ratio, 3), target: t.target, better, pass: holds(ratio) };
+      return { baseline: t.baseline, ratio: round(ratio, 3), ...bound, better, ...holds(ratio) };
     });
     const primary = comparisons[0]!;
     return {
       ...row,
       ...(primary.baseline === undefined ? {} : { baseline: primary.baseline }),
       ...(primary.ratio === undefined ? {} : { ratio: primary.ratio }),
-      target: primary.target,
+      ...(primary.target === undefined ? {} : { target: primary.target }),
       ...(primary.pass === undefined ? {} : { pass: primary.pass }),
       comparisons,
     };
@@ -147,8 +166,9 @@ function formatTable(rows: Row[]): string {
     if (comparisons.length === 0) lines.push([...base, '', '', broken ? 'BROKEN' : '']);
     comparisons.forEach((c, i) => {
       const ratio = c.baseline === undefined ? '' : c.ratio === undefined ? `n/a (no ${c.baseline} row)` : `${c.ratio.toFixed(2)}x ${c.baseline}`;
-      const target = `${c.better === 'higher' ? '>=' : '<='} ${c.baseline === undefined ? c.target : `${c.target.toFixed(2)}x`}`;
-      const pass = broken ? 'BROKEN' : c.pass === undefined ? '-' : c.pass ? 'PASS' : 'FAIL';
+      const target =
+        c.target === undefined ? '(context)' : `${c.better === 'higher' ? '>=' : '<='} ${c.baseline === undefined ? c.target : `${c.target.toFixed(2)}x`}`;
+      const pass = broken ? 'BROKEN' : c.target === undefined ? '' : c.pass === undefined ? '-' : c.pass ? 'PASS' : 'FAIL';
       lines.push([...(i === 0 ? base : ['', '', '', '']), ratio, target, pass]);
     });
   }

@@ -1,12 +1,18 @@
 /**
  * The broker under load, in its own process (bench/support/child.ts): `startBroker` as the CLI
- * runs it, with the memory store, an in-memory keystore (nothing written under keys/), the
- * default logger at `silent` and the default audit sink, metrics and key-rotation timer.
+ * runs it, with the default logger at `silent` and the default audit sink, metrics and
+ * key-rotation timer.
  *
- * Input, as JSON in `BENCH_BROKER_SPEC`: `{ trust: [...] }` (the `trust` section of
- * mintgate.yaml). The rate limits per subject and per address are set out of reach (every
- * request of the run has the same subject and address, and the limits are not what is being
- * measured) but not off, so their counters are still paid for.
+ * Input, as JSON in `BENCH_BROKER_SPEC` (see {@link BrokerSpec}): the `trust` section of
+ * mintgate.yaml and, optionally, a Redis store. Without `store` the broker runs on the memory
+ * store with an in-memory keystore (nothing written under keys/). With `store` it keeps all its
+ * state in Redis, as a deployment of several brokers does: `store.url` is what `REDIS_URL`
+ * would be and `store.kek` what `MINTGATE_KEK` would be, so replay claims, token records, rate
+ * limit counters and the (encrypted) keystore all live there.
+ *
+ * The rate limits per subject and per address are set out of reach (every request of the run
+ * has the same subject and address, and the limits are not what is being measured) but not
+ * off, so their counters are still paid for.
  */
 import { buildBrokerConfig } from '../../src/config/broker.js';
 import { InMemoryKeystoreRepository } from '../../src/keys/keystore.js';
@@ -14,13 +20,21 @@ import { startBroker } from '../../src/main.js';
 import { freePort } from '../../test/support/ports.js';
 import { serveChild } from '../support/child.js';
 
-interface BrokerSpec {
+export interface BrokerSpec {
+  /** The `trust` section of mintgate.yaml. */
   trust: unknown[];
+  /** A Redis store instead of the memory store: its URL and the keystore KEK (base64, 32 bytes). */
+  store?: { url: string; kek: string };
 }
 
 await serveChild(async () => {
   const spec = JSON.parse(process.env.BENCH_BROKER_SPEC ?? '{}') as BrokerSpec;
   const port = await freePort();
+  const env: Record<string, string> = { LOG_LEVEL: 'silent' };
+  if (spec.store) {
+    env.REDIS_URL = spec.store.url;
+    env.MINTGATE_KEK = spec.store.kek;
+  }
   const config = buildBrokerConfig(
     {
       issuer: `http://127.0.0.1:${port}`,
@@ -28,8 +42,9 @@ await serveChild(async () => {
       limits: { exchanges_per_subject_per_minute: 1_000_000_000, exchanges_per_address_per_minute: 1_000_000_000 },
       trust: spec.trust,
     },
-    { env: { LOG_LEVEL: 'silent' }, host: '127.0.0.1', port, source: 'bench broker config' },
+    { env, host: '127.0.0.1', port, source: 'bench broker config' },
   );
-  const broker = await startBroker(config, { keystore: new InMemoryKeystoreRepository() });
+  // On Redis the keystore is Redis's own (encrypted under the KEK), as in production.
+  const broker = await startBroker(config, spec.store ? {} : { keystore: new InMemoryKeystoreRepository() });
   return { info: { url: broker.url }, close: () => broker.close() };
 });

@@ -15,8 +15,12 @@ export interface Target {
    * target applies to; without it, the row's own `value` is.
    */
   baseline?: string;
-  /** The bound: a minimum when `better` is `higher` (default), a maximum when `lower`. */
-  target: number;
+  /**
+   * The bound: a minimum when `better` is `higher` (default), a maximum when `lower`. Without
+   * it (only with a `baseline`) the comparison is for context: its ratio is reported and
+   * nothing is held to it (no `pass`).
+   */
+  target?: number;
   better?: 'higher' | 'lower';
 }
 
@@ -46,9 +50,10 @@ export interface Comparison {
   baseline?: string;
   /** value / baseline value; absent for an absolute target or a missing baseline. */
   ratio?: number;
-  target: number;
+  /** Absent for a comparison made for context only. */
+  target?: number;
   better: 'higher' | 'lower';
-  /** Absent when the baseline row was not measured in this run. */
+  /** Absent when the baseline row was not measured in this run, or there is no target. */
   pass?: boolean;
 }
 
@@ -79,7 +84,7 @@ export interface BenchResults {
 export interface BenchContext {
   /** Timed seconds per load run (`BENCH_DURATION`, default 8). */
   durationSeconds: number;
-  /** Untimed warm-up seconds before each load run (`BENCH_WARMUP`, default 2). */
+  /** Untimed warm-up seconds before each load run (`BENCH_WARMUP`, default 1.5). */
   warmupSeconds: number;
   /** Concurrent keep-alive connections of the load generator (`BENCH_CONNECTIONS`, default 32). */
   connections: number;
@@ -87,4 +92,9 @@ export interface BenchContext {
   cpuProfile: boolean;
   /** Progress lines (stderr), so a long run shows where it is. */
   log(message: string): void;
+  /**
+   * Runs `close` once every row of the run has been measured (in the order given), for
+   * something several rows share, such as the issuer and assertion pool of the exchange rows.
+   */
+  atEnd(close: () => Promise<void>): void;
 }
