@@ -3,9 +3,11 @@
  * is signed, so a store failure can never leave a token without its record.
  */
 import { randomUUID } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { CompactSign } from 'jose';
 import type { KeyManager } from '../keys/key_manager.js';
 import type { Actor, IssuedToken, Store } from '../store/store.js';
+
+const encoder = new TextEncoder();
 
 export interface MintInput {
   sub: string;
@@ -53,21 +55,23 @@ export class Minter {
     };
     await this.opts.store.recordIssued(record, Math.max(1, input.exp - iat) + this.opts.recordRetention);
     const key = this.opts.keys.signingKey();
-    const token = await new SignJWT({
+    // RFC 9068 claims, serialised once; CompactSign rather than SignJWT, which would rebuild them.
+    const claims = {
+      iss: this.opts.issuer,
+      sub: record.sub,
+      aud: record.aud,
+      exp: record.exp,
+      iat,
+      nbf: iat,
+      jti: record.jti,
       client_id: record.client_id,
       scope: record.scope,
       job_id: record.job_id,
       src: record.src,
       ...(record.act ? { act: record.act } : {}),
-    })
+    };
+    const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
-      .setIssuer(this.opts.issuer)
-      .setSubject(record.sub)
-      .setAudience(record.aud)
-      .setIssuedAt(iat)
-      .setNotBefore(iat)
-      .setExpirationTime(record.exp)
-      .setJti(record.jti)
       .sign(key.key);
     return { token, record };
   }
