@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 import { freePort } from './ports.js';
+import { killGroup, stopChild as stopGroup } from './process_group.js';
 
 /** A throwaway `redis-server` child process owned by one test file. */
 export interface RedisProcess {
@@ -36,8 +37,6 @@ export interface StartRedisOptions {
 
 /** How long to wait for a fresh server to answer PING, in milliseconds. */
 const READY_TIMEOUT_MS = 5_000;
-/** How long `stop()` waits after SIGTERM before SIGKILL, in milliseconds. */
-const STOP_GRACE_MS = 2_000;
 
 // Every child we spawned and has not exited yet, so the 'exit' hook can reap leftovers when a
 // test file forgets stop() or dies on an assertion: a stray redis-server would hold its port
@@ -228,27 +227,8 @@ export function pingRedis(port: number): Promise<boolean> {
   });
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // The group is already gone (ESRCH); nothing left to kill.
-  }
-}
-
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-    live.delete(child);
-    return;
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  // launch() unref'd the child; re-ref it so the event loop cannot end while we wait for exit.
-  child.ref();
-  killGroup(child, 'SIGTERM');
-  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
+  await stopGroup(child);
   live.delete(child);
 }
 

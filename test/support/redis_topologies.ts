@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 
 import { freePort } from './ports.js';
+import { killGroup, stopChild as stopGroup } from './process_group.js';
 import { findRedisServer, pingRedis } from './redis.js';
 
 /** One `redis-server` process of a topology. */
@@ -82,8 +83,6 @@ export interface StartSentinelSetOptions {
 const READY_TIMEOUT_MS = 5_000;
 /** Milliseconds to wait for a whole topology to settle. */
 const SETTLE_TIMEOUT_MS = 20_000;
-/** Milliseconds `stop()` waits after SIGTERM before SIGKILL. */
-const STOP_GRACE_MS = 2_000;
 /** Redis Cluster listens for its bus on the data port + 10,000. */
 const BUS_OFFSET = 10_000;
 
@@ -137,26 +136,8 @@ function installExitHook(): void {
   });
 }
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
 async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-    live.delete(child);
-    return;
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.ref();
-  killGroup(child, 'SIGTERM');
-  const timer = setTimeout(() => killGroup(child, 'SIGKILL'), STOP_GRACE_MS);
-  await exited;
-  clearTimeout(timer);
+  await stopGroup(child);
   live.delete(child);
 }
 
