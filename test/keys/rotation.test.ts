@@ -125,7 +125,7 @@ describe('rotation seen from a verifier (fake clock, three rotations)', () => {
       kidsSeen.add(decodeProtectedHeader(res.body.access_token).kid!);
 
       const set = createLocalJWKSet(verifierKeys);
-      for (const { token, exp } of live.filter((t) => t.exp > now)) {
+      for (const { token } of live.filter((t) => t.exp > now)) {
         await assert.doesNotReject(
           jwtVerify(token, set, { issuer: broker.url, audience: 'gw', currentDate: new Date(now) }),
           `token signed by ${decodeProtectedHeader(token).kid} fails at +${elapsed / 1000}s`,

@@ -5,13 +5,10 @@
  * with MINTGATE_REQUIRE_REDIS=1 they fail instead.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Cluster, Redis } from 'ioredis';
 
-import { generateKey, type KeystoreDoc } from '../../src/keys/keystore.js';
-import { KeyManager } from '../../src/keys/key_manager.js';
 import {
   createRedisClient,
   KeystoreUnreadable,
@@ -26,6 +23,7 @@ import {
 } from '../../src/store/redis.js';
 import { StoreUnavailable } from '../../src/store/store.js';
 import { redisTestOptions, startRedis, type RedisProcess } from '../support/redis.js';
+import { assertSecondBrokerPicksUpRotation, docWith, kek } from './keystore_fixtures.js';
 import { storeSuite } from './store_suite.js';
 
 const quiet = (): void => {};
@@ -243,13 +241,6 @@ describe('RedisStore', redisOptions, () => {
       client?.disconnect();
     });
 
-    const kek = (): Uint8Array => new Uint8Array(randomBytes(32));
-    const docWith = async (version: number, count = 1): Promise<KeystoreDoc> => {
-      const keys = [];
-      for (let i = 0; i < count; i++) keys.push(await generateKey('ES256', 1_700_000_000_000 + i, 1_700_000_000_000 + i));
-      return { version, keys };
-    };
-
     it('round-trips the keystore; an empty Redis has none', async () => {
       const repo = new RedisKeystoreRepository(client, kek(), uniquePrefix());
       assert.equal(await repo.load(), null);
@@ -332,17 +323,7 @@ describe('RedisStore', redisOptions, () => {
     it('lets a second broker pick up a rotation from the version bump', async () => {
       const prefix = uniquePrefix();
       const key = kek();
-      const policy = { alg: 'ES256', rotate_every: 86_400, publish_ahead: 300, retain_after: 1_200 };
-      const first = new KeyManager(new RedisKeystoreRepository(client, key, prefix), policy);
-      const second = new KeyManager(new RedisKeystoreRepository(client, key, prefix), policy);
-      await first.init();
-      await second.init();
-      assert.deepEqual(second.publicJwks(), first.publicJwks());
-      await first.rotate();
-      assert.equal(await second.reload(), true);
-      assert.equal(second.version, first.version);
-      assert.deepEqual(second.publicJwks(), first.publicJwks());
-      assert.equal(first.publicJwks().keys.length, 2);
+      await assertSecondBrokerPicksUpRotation(() => new RedisKeystoreRepository(client, key, prefix));
     });
   });
 });

@@ -5,16 +5,14 @@
  * redis-cli on PATH this is skipped, loudly; with MINTGATE_REQUIRE_REDIS=1 it fails instead.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from 'ioredis';
 
-import { generateKey, type KeystoreDoc } from '../../src/keys/keystore.js';
-import { KeyManager } from '../../src/keys/key_manager.js';
 import { createRedisClient, KeystoreVersionConflict, RedisKeystoreRepository, RedisStore, waitUntilReady, type RedisClient } from '../../src/store/redis.js';
 import type { Revocation } from '../../src/store/store.js';
 import { startCluster, topologyTestOptions, type RedisClusterHandle } from '../support/redis_topologies.js';
+import { assertSecondBrokerPicksUpRotation, docWith, kek } from './keystore_fixtures.js';
 import { storeSuite } from './store_suite.js';
 
 const quiet = (): void => {};
@@ -151,13 +149,6 @@ describe('RedisStore on Redis Cluster (3 masters)', topologyTestOptions(), () =>
       client?.disconnect();
     });
 
-    const kek = (): Uint8Array => new Uint8Array(randomBytes(32));
-    const docWith = async (version: number, count = 1): Promise<KeystoreDoc> => {
-      const keys = [];
-      for (let i = 0; i < count; i++) keys.push(await generateKey('ES256', 1_700_000_000_000 + i, 1_700_000_000_000 + i));
-      return { version, keys };
-    };
-
     it('round-trips the keystore, encrypted; compare-and-set refuses a stale version', async () => {
       const prefix = uniquePrefix();
       const key = kek();
@@ -189,16 +180,7 @@ describe('RedisStore on Redis Cluster (3 masters)', topologyTestOptions(), () =>
     it('lets a second broker pick up a rotation from the version bump', async () => {
       const prefix = uniquePrefix();
       const key = kek();
-      const policy = { alg: 'ES256', rotate_every: 86_400, publish_ahead: 300, retain_after: 1_200 };
-      const first = new KeyManager(new RedisKeystoreRepository(client, key, prefix), policy);
-      const second = new KeyManager(new RedisKeystoreRepository(client, key, prefix), policy);
-      await first.init();
-      await second.init();
-      assert.deepEqual(second.publicJwks(), first.publicJwks());
-      await first.rotate();
-      assert.equal(await second.reload(), true);
-      assert.equal(second.version, first.version);
-      assert.deepEqual(second.publicJwks(), first.publicJwks());
+      await assertSecondBrokerPicksUpRotation(() => new RedisKeystoreRepository(client, key, prefix));
     });
   });
 });
