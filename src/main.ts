@@ -125,6 +125,7 @@ export async function createBrokerContext(config: BrokerConfig, overrides: Broke
     now,
     ...(overrides.jwksCooldownMs === undefined ? {} : { cooldownMs: overrides.jwksCooldownMs }),
     onFetchError: (issuer, err) => log.warn({ issuer, err: err.message }, 'could not fetch issuer keys'),
+    onKeyDropped: (issuer, kid, reason) => log.warn({ issuer, kid, reason }, 'ignoring an unusable key in the issuer\'s JWKS'),
   });
   const ownTokens = new OwnTokenVerifier({ issuer: config.issuer, keys, store, clockSkew: config.tokens.clock_skew, now });
   const audit = overrides.audit ?? new LogAuditSink(log);
