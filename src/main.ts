@@ -162,11 +162,15 @@ export async function startBroker(config: BrokerConfig, overrides: BrokerOverrid
     url: `http://${host}:${port}`,
     server,
     context,
+    /** Stops accepting, ends the revocation streams, lets requests in flight finish (5 s at most). */
     async close() {
       context.keys.stop();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       context.feed.stop();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), 5_000);
+      await closed;
+      clearTimeout(force);
       await context.store.close();
     },
   };

@@ -8,6 +8,12 @@ import type { Revocation, Store } from '../store/store.js';
 
 export type FeedListener = (events: Revocation[]) => void;
 
+/** A subscriber: new events, and the end of the feed (the broker is shutting down). */
+export interface FeedSubscriber {
+  events: FeedListener;
+  ended: () => void;
+}
+
 export interface RevocationFeedOptions {
   /** Milliseconds one wait for new events may last (default 1,000). */
   waitMs?: number;
@@ -18,7 +24,7 @@ export interface RevocationFeedOptions {
 }
 
 export class RevocationFeed {
-  private readonly listeners = new Set<FeedListener>();
+  private readonly listeners = new Set<FeedSubscriber>();
   private running: Promise<void> | null = null;
   private stopped = false;
   /** Epoch ms of the last successful read; streams stop their heartbeats when it is old. */
@@ -37,8 +43,8 @@ export class RevocationFeed {
     this.retryMs = opts.retryMs ?? 500;
   }
 
-  /** Adds a listener for events appended from now on; returns the unsubscribe function. */
-  subscribe(listener: FeedListener): () => void {
+  /** Adds a subscriber for events appended from now on; returns the unsubscribe function. */
+  subscribe(listener: FeedSubscriber): () => void {
     this.listeners.add(listener);
     this.running ??= this.follow().finally(() => {
       this.running = null;
@@ -51,9 +57,12 @@ export class RevocationFeed {
     return now - this.lastReadAt < this.waitMs * 3 + this.retryMs * 2;
   }
 
+  /** Stops following and tells every subscriber the feed has ended (their streams close). */
   stop(): void {
     this.stopped = true;
+    const subscribers = [...this.listeners];
     this.listeners.clear();
+    for (const subscriber of subscribers) subscriber.ended();
   }
 
   private async follow(): Promise<void> {
@@ -65,7 +74,7 @@ export class RevocationFeed {
         this.lastReadAt = Date.now();
         if (events.length === 0) continue;
         cursor = events.at(-1)!.id;
-        for (const listener of this.listeners) listener(events);
+        for (const listener of this.listeners) listener.events(events);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'revocation feed: store read failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, this.retryMs));

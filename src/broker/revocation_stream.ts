@@ -39,7 +39,11 @@ export function revocationStreamEndpoint(ctx: BrokerContext, opts: StreamOptions
         cursor = event.id;
       }
     };
-    const unsubscribe = ctx.feed.subscribe((events) => (held ? held.push(...events) : send(events)));
+    const unsubscribe = ctx.feed.subscribe({
+      events: (events) => (held ? held.push(...events) : send(events)),
+      // The broker is shutting down: end the stream; the follower reconnects (to another broker).
+      ended: () => res.end(),
+    });
     let page: Revocation[];
     try {
       page = await ctx.store.revocationsAfter(cursor, BACKLOG_PAGE);

@@ -95,6 +95,16 @@ describe('revocation stream', () => {
     }
   });
 
+  it('ends open streams when the broker shuts down, so it stops at once', async () => {
+    const own = await startTestBroker({ config: { trust: [trustEntry(idp.issuer)] } });
+    const sse = await openSse(`${own.url}/admin/revocations/stream`, admin);
+    assert.equal(sse.status, 200);
+    const started = Date.now();
+    await own.close();
+    await sse.ended;
+    assert.ok(Date.now() - started < 2_000, `closed in ${Date.now() - started} ms`);
+  });
+
   it('refuses a bad Last-Event-ID, no credential, and a token without mintgate:proxy', async () => {
     const bad = await broker.get('/admin/revocations/stream', { ...admin, 'last-event-id': 'not-an-id' });
     assert.equal(bad.status, 400);
