@@ -12,6 +12,7 @@ COPY package.json package-lock.json ./
 # Scripts are skipped here because `prepare` (the build) needs the sources copied below.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build.mjs ./scripts/build.mjs
 COPY src ./src
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund

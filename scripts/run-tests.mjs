@@ -19,7 +19,7 @@ function collect(dir) {
 // Black-box tests run the built CLI (dist/), exactly as a user would: build it first, so a
 // stale dist/ can never pass for the source. MINTGATE_SKIP_BUILD=1 skips this.
 if (process.env.MINTGATE_SKIP_BUILD !== '1') {
-  const build = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  const build = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   if (build.status !== 0) process.exit(build.status ?? 1);
 }
 

@@ -91,6 +91,12 @@ describe('Dockerfile', () => {
     assert.ok(copiesFromBuild.length >= 2, 'the runtime stage copies from the build stage');
   });
 
+  it('copies into the build stage every file the build script runs', () => {
+    const buildScript = String((JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.build);
+    const copied = of(build, 'COPY').map((c) => c.args).join('\n');
+    for (const [file] of buildScript.matchAll(/scripts\/[\w.-]+/g)) assert.ok(copied.includes(file), `the build stage copies ${file}`);
+  });
+
   it('builds with npm ci, npm run build and npm prune --omit=dev', () => {
     const runs = of(build, 'RUN').map((r) => r.args).join('\n');
     assert.match(runs, /\bnpm ci\b/);
