@@ -1,12 +1,17 @@
 /** `mintgate serve`: the broker. Without a config file, dev mode (CONTRACT section 6). */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { buildBrokerConfig, loadBrokerConfigFile, type BrokerConfig } from '../config/broker.js';
 import { DEV_AUDIENCE } from '../config/dev.js';
 import { devConfig } from '../config/dev.js';
 import { startBroker } from '../main.js';
 import { UsageError } from './usage.js';
+
+/** Where dev mode leaves its admin secret, under the (git-ignored) keys directory. */
+const DEV_ADMIN_TOKEN_FILE = 'dev-admin-token';
 
 interface ServeOptions {
   config?: string;
@@ -28,7 +33,11 @@ export function registerServe(program: Command): void {
       const overrides = { ...(opts.host === undefined ? {} : { host: opts.host }), ...(port === undefined ? {} : { port }) };
       const config = path ? loadBrokerConfigFile(path, overrides) : devModeConfig(overrides);
       const broker = await startBroker(config);
-      if (config.dev) process.stdout.write(quickstart(broker.url, config));
+      if (config.dev) {
+        // The walkthrough in README.md reads the secret from here, so it works when pasted.
+        await writeFile(join(config.keys.dir, DEV_ADMIN_TOKEN_FILE), config.adminToken ?? '', { mode: 0o600 });
+        process.stdout.write(quickstart(broker.url, config));
+      }
       else broker.context.log.info({ url: broker.url, issuer: config.issuer, store: config.store.url === 'memory' ? 'memory' : 'redis' }, 'mintgate broker listening');
       const stop = (signal: string) => {
         broker.context.log.info({ signal }, 'shutting down');
@@ -56,7 +65,7 @@ function quickstart(url: string, config: BrokerConfig): string {
 mintgate broker (DEV MODE: in-memory store, dev issuer at ${url}/dev/oidc) listening on ${url}
 Signing keys: ${config.keys.dir}/ (git-ignored). Never run dev mode in production.
 
-Dev admin secret:
+Dev admin secret (also in ${join(config.keys.dir, DEV_ADMIN_TOKEN_FILE)}):
   export MINTGATE_ADMIN_TOKEN=${config.adminToken}
 
 Quickstart, in another terminal in this directory:
@@ -67,10 +76,10 @@ Quickstart, in another terminal in this directory:
   TOKEN=$(echo "$ASSERTION" | npx mintgate exchange --broker ${url} --subject-token - \\
     --audience ${DEV_AUDIENCE} --scope "inference:invoke model:llama-3-8b")
   # 3. look inside it (introspection needs the admin secret above)
-  curl -s ${url}/oauth2/introspect -H "authorization: Bearer $MINTGATE_ADMIN_TOKEN" --data-urlencode "token=$TOKEN"
+  curl -s ${url}/oauth2/introspect -H "authorization: Bearer $MINTGATE_ADMIN_TOKEN" --data-urlencode "token=$TOKEN"; echo
   # 4. revoke the whole job, then introspect again: "active": false
   npx mintgate revoke --broker ${url} --job 42-1 --reason "job finished"
-  curl -s ${url}/oauth2/introspect -H "authorization: Bearer $MINTGATE_ADMIN_TOKEN" --data-urlencode "token=$TOKEN"
+  curl -s ${url}/oauth2/introspect -H "authorization: Bearer $MINTGATE_ADMIN_TOKEN" --data-urlencode "token=$TOKEN"; echo
 
 `;
 }

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -92,15 +92,33 @@ describe('mintgate CLI', () => {
 
   describe('dev mode (npm start)', () => {
     let server: Awaited<ReturnType<typeof startCli>>;
+    let dir: string;
+    let port: number;
     before(async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'mintgate-dev-'));
-      const port = await freePort();
+      dir = mkdtempSync(join(tmpdir(), 'mintgate-dev-'));
+      port = await freePort();
       // No --config and no mintgate.yaml in the working directory: dev mode.
       server = await startCli(['serve', '--port', String(port)], /curl -s http[^\n]*introspect[^\n]*\n[\s\S]*introspect/, {
         env: { MINTGATE_KEYS_DIR: join(dir, 'keys'), MINTGATE_ADMIN_TOKEN: '', MINTGATE_CONFIG: '', LOG_LEVEL: 'warn' },
       });
     });
     after(() => server?.stop());
+
+    it('README\'s five-minute walkthrough works when pasted (on this test\'s port and keys directory)', async () => {
+      const readme = readFileSync('README.md', 'utf8');
+      const section = readme.slice(readme.indexOf('## Five minutes'));
+      const script = /```sh\n([\s\S]*?)```/.exec(section)![1]!
+        .replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`)
+        .replaceAll('keys/dev-admin-token', join(dir, 'keys', 'dev-admin-token'));
+      // Not `bash -e`: the last step is meant to be refused.
+      const { stdout, stderr } = await exec('bash', ['-c', script], { cwd: process.cwd(), timeout: 60_000 }).catch((err: { stdout: string; stderr: string }) => err);
+      const answers = stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { active: boolean; job_id?: string });
+      assert.equal(answers.length, 2, stdout + stderr);
+      assert.equal(answers[0]!.active, true);
+      assert.equal(answers[0]!.job_id, '7-1');
+      assert.deepEqual(answers[1], { active: false });
+      assert.match(stderr, /invalid_request: this job has been revoked/);
+    });
 
     it('prints a quickstart that works when pasted into bash', async () => {
       const printed = server.output();
