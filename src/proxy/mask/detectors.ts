@@ -1,0 +1,524 @@
+import { IBAN_LENGTHS } from './iban_lengths.js';
+
+/** The contract's detector names (CONTRACT §7), in no particular order. */
+export const DETECTOR_TYPES = [
+  'email',
+  'credit_card',
+  'us_ssn',
+  'aws_access_key',
+  'private_key',
+  'jwt',
+  'bearer_token',
+  'api_key',
+  'iban',
+  'phone',
+] as const;
+
+export type DetectorType = (typeof DETECTOR_TYPES)[number];
+
+/** A half-open span `[start, end)` of UTF-16 code units in the scanned text. */
+export interface Span {
+  start: number;
+  end: number;
+}
+
+/**
+ * One detector. Every regex in here uses bounded quantifiers only, so a scan is linear in the
+ * text length (times a small constant), whatever an untrusted upstream sends.
+ */
+export interface Detector {
+  type: DetectorType;
+  /**
+   * The longest match this detector can produce, in chars (UTF-16 code units). A streaming
+   * masker must hold back this many chars (plus a little context) before releasing output.
+   */
+  window: number;
+  /** All matches in `text`, as spans of the secret itself (not the surrounding key name). */
+  find(text: string): Span[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers.
+
+function distinctChars(s: string): number {
+  return new Set(s).size;
+}
+
+/** A value made of one or two repeated chars (`XXXX`, `xxxx-xxxx`, `****`) is a placeholder. */
+function isPlaceholder(s: string): boolean {
+  const body = s.replace(/[-_.]/g, '');
+  return distinctChars(body) < 4 || /^(?:x+|X+|\*+|0+|\.+)$/.test(body);
+}
+
+function decodeBase64UrlJson(segment: string): unknown {
+  if (segment.length === 0 || segment.length > 8192) return undefined;
+  try {
+    const json = Buffer.from(segment, 'base64url').toString('utf8');
+    return JSON.parse(json) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Spans shaped like an IBAN (country code, two check digits, alphanumeric groups), valid or
+ * not. Card and phone detectors refuse digit runs inside these: the corpus's "trap" negatives
+ * are invalid IBANs whose trailing digit groups happen to pass Luhn.
+ */
+const IBAN_SHAPE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ /-]?[A-Za-z0-9]{1,4}){2,12}/g;
+
+function ibanShapes(text: string): Span[] {
+  const out: Span[] = [];
+  for (const m of text.matchAll(IBAN_SHAPE)) out.push({ start: m.index, end: m.index + m[0].length });
+  return out;
+}
+
+function overlapsAny(spans: Span[], start: number, end: number): boolean {
+  return spans.some((s) => s.start < end && start < s.end);
+}
+
+function digitsOf(s: string): string {
+  return s.replace(/\D/g, '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// email
+
+const EMAIL =
+  /(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{1,59})(?![A-Za-z0-9-])/g;
+
+const email: Detector = {
+  type: 'email',
+  window: 64 + 1 + 8 * 64 + 63,
+  find(text) {
+    const out: Span[] = [];
+    for (const m of text.matchAll(EMAIL)) out.push({ start: m.index, end: m.index + m[0].length });
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// credit_card (Luhn)
+
+/** 13-19 digits, bare or in groups separated by one consistent space or dash. */
+const CARD =
+  /(?<![A-Za-z0-9-])(?:\d{13,19}|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}|\d{4}([ -])\d{6}\2\d{4,5})(?![A-Za-z0-9])/g;
+
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+const credit_card: Detector = {
+  type: 'credit_card',
+  window: 19 + 6,
+  find(text) {
+    const out: Span[] = [];
+    let shapes: Span[] | undefined;
+    for (const m of text.matchAll(CARD)) {
+      const digits = digitsOf(m[0]);
+      if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) continue;
+      // 13 digits starting with 1 read as epoch milliseconds (2001-2286), not a card.
+      if (digits.length === 13 && digits.startsWith('1')) continue;
+      if (distinctChars(digits) < 2) continue;
+      shapes ??= ibanShapes(text);
+      if (overlapsAny(shapes, m.index, m.index + m[0].length)) continue;
+      out.push({ start: m.index, end: m.index + m[0].length });
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// us_ssn (area, group and serial rules)
+
+/** 3-2-4 with one consistent delimiter (or none), plus the 3-6 and 5-4 dash groupings. */
+const SSN =
+  /(?<![A-Za-z0-9.-])(?:(\d{3})([- .]?)(\d{2})\2(\d{4})|(\d{3})-(\d{2})(\d{4})|(\d{3})(\d{2})-(\d{4}))(?![A-Za-z0-9]|[-.]\d)/g;
+
+/** The numbers the SSA itself used in advertising (invalid by publication). */
+const SSN_PUBLISHED = new Set(['078051120', '219099999', '457555462']);
+
+export function ssnValid(digits: string): boolean {
+  if (digits.length !== 9) return false;
+  const area = digits.slice(0, 3);
+  const group = digits.slice(3, 5);
+  const serial = digits.slice(5);
+  // SSA rules: no area 000, 666 or 900-999; no group 00; no serial 0000.
+  if (area === '000' || area === '666' || area.startsWith('9')) return false;
+  if (group === '00' || serial === '0000') return false;
+  if (SSN_PUBLISHED.has(digits)) return false;
+  if (distinctChars(digits) === 1 || digits === '123456789') return false;
+  return true;
+}
+
+const us_ssn: Detector = {
+  type: 'us_ssn',
+  window: 11,
+  find(text) {
+    const out: Span[] = [];
+    for (const m of text.matchAll(SSN)) {
+      if (!ssnValid(digitsOf(m[0]))) continue;
+      out.push({ start: m.index, end: m.index + m[0].length });
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// iban (mod 97, per-country length)
+
+const IBAN_CANDIDATE =
+  /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?:([ /-])[A-Z0-9]{4})(?:\1[A-Z0-9]{4}){1,7}(?:\1[A-Z0-9]{1,4})?)(?![A-Za-z0-9])/g;
+
+export function ibanValid(compact: string): boolean {
+  const expected = IBAN_LENGTHS[compact.slice(0, 2)];
+  if (expected === undefined || compact.length !== expected) return false;
+  const rearranged = compact.slice(4) + compact.slice(0, 4);
+  let rem = 0;
+  for (const ch of rearranged) {
+    const code = ch.charCodeAt(0);
+    const val = code >= 65 ? String(code - 55) : ch;
+    for (const d of val) rem = (rem * 10 + (d.charCodeAt(0) - 48)) % 97;
+  }
+  return rem === 1;
+}
+
+/**
+ * Where a grouped candidate ends once it holds its country's length: a trailing word after
+ * the last group (`… 8901 X in a sentence`) is not part of the IBAN. Returns the cut length
+ * in chars, or 0 when the candidate is too short or the cut falls inside a group.
+ */
+function ibanCut(candidate: string): number {
+  const expected = IBAN_LENGTHS[candidate.slice(0, 2)];
+  if (expected === undefined) return 0;
+  let count = 0;
+  for (let i = 0; i < candidate.length; i++) {
+    if (!/[ /-]/.test(candidate[i] ?? '')) count++;
+    if (count === expected) {
+      const next = candidate[i + 1];
+      return next === undefined || /[ /-]/.test(next) ? i + 1 : 0;
+    }
+  }
+  return 0;
+}
+
+const iban: Detector = {
+  type: 'iban',
+  window: 34 + 8,
+  find(text) {
+    const out: Span[] = [];
+    for (const m of text.matchAll(IBAN_CANDIDATE)) {
+      const len = ibanCut(m[0]);
+      if (len === 0 || !ibanValid(m[0].slice(0, len).replace(/[ /-]/g, ''))) continue;
+      out.push({ start: m.index, end: m.index + len });
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// phone
+
+/**
+ * Three shapes: international (`+` and 8-15 digits), NANP (area and exchange 2-9, optionally
+ * after a 1-3 digit country code), and trunk-prefix national numbers (`0…`, as in TR, IL, JP,
+ * and CN mobiles `1[3-9]…`). Bare national numbers without separators must have 11 digits:
+ * 9-10 bare digits starting with 0 are more often ids than phones.
+ */
+const PHONE = new RegExp(
+  [
+    String.raw`(?<![\w+])\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d{1,5})){1,6}(?![\w])`,
+    String.raw`(?<![\d.-])(?:\d{1,3}-)?(?:\([2-9]\d{2}\)[ .-]?|[2-9]\d{2}[ .-]?)\d{3}[ .-]?\d{4}(?![\w]|[.-]\d)`,
+    String.raw`(?<![\w.-])0[ -]?(?:\(\d{2,4}\)|\d{1,4})[ -]\d{3,4}(?:[ -]?\d{2,4}){0,2}(?![\w]|[.-]\d)`,
+    String.raw`(?<![\w.-])0\d{2,3}[ -]\d{3,4}[ -]\d{2,4}(?:[ -]\d{2})?(?![\w]|[.-]\d)`,
+    String.raw`(?<![\w.-])(?:0\d{10}|1[3-9]\d{9})(?![\w]|[.-]\d)`,
+  ].join('|'),
+  'g',
+);
+
+const phone: Detector = {
+  type: 'phone',
+  window: 32,
+  find(text) {
+    const out: Span[] = [];
+    let shapes: Span[] | undefined;
+    for (const m of text.matchAll(PHONE)) {
+      const n = digitsOf(m[0]).length;
+      if (n < 9 || n > 15) continue;
+      shapes ??= ibanShapes(text);
+      if (overlapsAny(shapes, m.index, m.index + m[0].length)) continue;
+      out.push({ start: m.index, end: m.index + m[0].length });
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// aws_access_key
+
+const AWS_KEY = /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}(?![A-Za-z0-9])/g;
+
+const aws_access_key: Detector = {
+  type: 'aws_access_key',
+  window: 20,
+  find(text) {
+    const out: Span[] = [];
+    for (const m of text.matchAll(AWS_KEY)) {
+      // AWS's documentation keys end in EXAMPLE; AKIAXXXX… is a placeholder.
+      if (m[0].endsWith('EXAMPLE') || distinctChars(m[0].slice(4)) < 4) continue;
+      out.push({ start: m.index, end: m.index + m[0].length });
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// private_key (PEM / OpenSSH / PGP armor)
+
+const PEM_BEGIN = /-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----/g;
+const PEM_MAX_BODY = 16384;
+
+const PEM_END = /-----END/g;
+const PEM_BODY_LINE = /^[ \t]*(?:[A-Za-z0-9+/=]{1,128}|[A-Za-z-]{1,40}:.{0,200})?[ \t]*\r?$/;
+
+/** End of the base64 lines that follow a BEGIN line with no END marker (a truncated key). */
+function pemBodyWithoutEnd(text: string, from: number, limit: number): number {
+  let lineStart = from;
+  let end = from;
+  while (lineStart <= limit) {
+    const nl = text.indexOf('\n', lineStart);
+    const lineEnd = nl === -1 || nl > limit ? limit : nl;
+    if (!PEM_BODY_LINE.test(text.slice(lineStart, lineEnd))) break;
+    end = lineEnd;
+    if (lineEnd >= limit) break;
+    lineStart = lineEnd + 1;
+  }
+  return end;
+}
+
+const private_key: Detector = {
+  type: 'private_key',
+  window: PEM_MAX_BODY + 120,
+  find(text) {
+    const out: Span[] = [];
+    // END markers in order, walked with one pointer: each BEGIN costs O(1) amortised to pair.
+    const ends = [...text.matchAll(PEM_END)].map((m) => m.index);
+    let e = 0;
+    let covered = 0;
+    for (const m of text.matchAll(PEM_BEGIN)) {
+      if (m.index < covered) continue; // inside the previous key (defence in depth)
+      const bodyStart = m.index + m[0].length;
+      const limit = Math.min(text.length, bodyStart + PEM_MAX_BODY);
+      while (e < ends.length && (ends[e] ?? 0) < bodyStart) e++;
+      const endAt = ends[e];
+      let bodyEnd: number;
+      let spanEnd: number;
+      if (endAt !== undefined && endAt <= limit) {
+        bodyEnd = endAt;
+        const close = text.indexOf('-----', endAt + 8);
+        spanEnd = close !== -1 && close - endAt < 80 ? close + 5 : endAt + 8;
+      } else {
+        bodyEnd = pemBodyWithoutEnd(text, bodyStart, limit);
+        spanEnd = bodyEnd;
+      }
+      const body = text.slice(bodyStart, bodyEnd).replace(/^[A-Za-z-]{1,40}:.*$/gm, '');
+      const b64 = body.replace(/[^A-Za-z0-9+/=]/g, '');
+      // An empty or placeholder body ("anything") is not a key.
+      if (b64.length < 32 || distinctChars(b64) < 10) continue;
+      out.push({ start: m.index, end: spanEnd });
+      covered = spanEnd;
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// jwt (RFC 7519: the header must base64url-decode to a JSON object with `alg`)
+
+const JWT =
+  /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,4096}\.[A-Za-z0-9_-]{2,16384}\.[A-Za-z0-9_-]{0,4096}(?![A-Za-z0-9_-])/g;
+
+/**
+ * Header check per RFC 7515 §4.1.1 (`alg` is required). Defence in depth: a token whose header
+ * was mangled but whose payload still decodes to a JSON object is a JWT too (the corpus holds
+ * an edited sample like that); requiring both to fail keeps random `eyJ…` strings out.
+ */
+export function jwtValid(token: string): boolean {
+  const [header = '', payload = ''] = token.split('.');
+  const h = decodeBase64UrlJson(header);
+  if (isObject(h) && typeof h['alg'] === 'string') return true;
+  return isObject(decodeBase64UrlJson(payload));
+}
+
+const jwt: Detector = {
+  type: 'jwt',
+  window: 4096 + 16384 + 4096 + 8,
+  find(text) {
+    const out: Span[] = [];
+    for (const m of text.matchAll(JWT)) {
+      if (!jwtValid(m[0])) continue;
+      out.push({ start: m.index, end: m.index + m[0].length });
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// bearer_token (Authorization: Bearer / Basic / scheme-less credentials)
+
+const CRED = String.raw`[A-Za-z0-9._~+/=@-]{8,4096}`;
+const AUTH_HEADER = new RegExp(
+  String.raw`Authorization["']?[ \t]*[:=][ \t]*["']?(?:([A-Za-z][A-Za-z-]{0,19})[ \t]+)?(${CRED})`,
+  'gi',
+);
+const BEARER = new RegExp(String.raw`\bBearer[ \t]+(${CRED})`, 'gi');
+
+function credentialOk(cred: string): boolean {
+  return !isPlaceholder(cred) && /[A-Za-z0-9]/.test(cred);
+}
+
+const bearer_token: Detector = {
+  type: 'bearer_token',
+  window: 4096 + 40,
+  find(text) {
+    const out: Span[] = [];
+    for (const m of text.matchAll(AUTH_HEADER)) {
+      const scheme = m[1]?.toLowerCase();
+      const cred = m[2] ?? '';
+      // `Token` / `Api-Token` schemes carry API keys: the api_key detector owns those.
+      if (scheme !== undefined && scheme !== 'bearer' && scheme !== 'basic') continue;
+      if (!credentialOk(cred)) continue;
+      const start = m.index + m[0].length - cred.length;
+      out.push({ start, end: start + cred.length });
+    }
+    for (const m of text.matchAll(BEARER)) {
+      const cred = m[1] ?? '';
+      if (!credentialOk(cred)) continue;
+      const start = m.index + m[0].length - cred.length;
+      out.push({ start, end: start + cred.length });
+    }
+    return out;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// api_key (known prefixes, key-named assignments and API-key headers)
+
+const KNOWN_KEYS = new RegExp(
+  [
+    // GitHub (classic and fine-grained).
+    String.raw`(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}`,
+    String.raw`github_pat_[A-Za-z0-9_]{82}`,
+    // GitLab personal, pipeline-trigger, runner tokens and runner registration tokens.
+    String.raw`gl(?:pat|ptt|rt)-[A-Za-z0-9_.-]{20,64}`,
+    String.raw`GR1348941[A-Za-z0-9_-]{20}`,
+    // Slack: bot/user/legacy tokens, app-level, configuration and refresh tokens.
+    String.raw`xox[abposre]-(?:\d-)?\d{6,14}(?:-[A-Za-z0-9]{1,64}){1,4}`,
+    String.raw`xapp-\d-[A-Z0-9]{9,12}-\d{10,14}-[a-f0-9]{32,80}`,
+    String.raw`xoxe\.xox[bp]-\d-[A-Za-z0-9]{100,200}`,
+    String.raw`xoxe-\d-[A-Za-z0-9]{100,200}`,
+    // Stripe.
+    String.raw`(?:sk|rk)_(?:test|live|prod)_[A-Za-z0-9]{10,99}`,
+    // Anthropic (93 chars then "AA").
+    String.raw`sk-ant-(?:api03|admin01)-[A-Za-z0-9_-]{93}AA`,
+    // OpenAI (project, service-account, admin and legacy keys all embed "T3BlbkFJ").
+    String.raw`sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{8,160}T3BlbkFJ[A-Za-z0-9_-]{8,160}`,
+  ]
+    .map((p) => `(?:${p})`)
+    .join('|'),
+  'g',
+);
+const KNOWN_KEY_BOUNDARY_BEFORE = /[A-Za-z0-9_-]/;
+const SLACK_WEBHOOK = /hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9_/+-]{20,160}/g;
+
+/**
+ * A key-named assignment: `apiKey: "…"`, `DB_PASSWORD=…`, `"client_secret" : "…"`,
+ * `("api_token", "…")`, or a header `Api-Token: …` / `Authorization: Token …`.
+ */
+const KEYWORD = String.raw`(?:api[_-]?key|api[_-]?token|secret|token|passw(?:or)?d|pwd|credentials?|authorization|auth|access[_-]?key)`;
+const ASSIGNMENT = new RegExp(
+  String.raw`(${KEYWORD})\d{0,2}(?:["'][ \t]*,|["']?[ \t]*(?::=|=>|[:=]))[ \t]*["']?(?:(?:Api-)?Token[ \t]+)?([A-Za-z0-9._~+/=-]{8,256})`,
+  'gi',
+);
+/** Key names that hold public or anti-forgery values, not credentials. */
+const NOT_A_SECRET_NAME = /(?:public|csrf|xsrf)[A-Za-z0-9_.-]{0,40}$/i;
+
+/** Values the known-prefix patterns own (a near-miss `xoxp-1234-…` is not a key either). */
+const KNOWN_PREFIX = /^(?:xox|xapp-|gh[pousr]_|github_pat_|gl(?:pat|ptt|rt)-|GR1348941|sk-|sk_|rk_|AKIA|ASIA)/;
+
+function assignedValueOk(value: string): boolean {
+  if (KNOWN_PREFIX.test(value) || /EXAMPLE$/.test(value)) return false;
+  return /\d/.test(value) && /[A-Za-z]/.test(value) && distinctChars(value) >= 5 && !isPlaceholder(value);
+}
+
+const api_key: Detector = {
+  type: 'api_key',
+  window: 256 + 60,
+  find(text) {
+    const out: Span[] = [];
+    for (const m of text.matchAll(KNOWN_KEYS)) {
+      const before = text[m.index - 1];
+      const after = text[m.index + m[0].length];
+      if (before !== undefined && KNOWN_KEY_BOUNDARY_BEFORE.test(before)) continue;
+      if (after !== undefined && KNOWN_KEY_BOUNDARY_BEFORE.test(after)) continue;
+      // Placeholders (`ghp_xxxx…`) and Slack tokens whose last part has no letter (`…-####`).
+      const tail = m[0].slice(-20);
+      if (distinctChars(tail.replace(/[-_.]/g, '')) < 8) continue;
+      if (m[0].startsWith('xox')) {
+        const last = m[0].slice(m[0].lastIndexOf('-') + 1);
+        if (!/[A-Za-z]/.test(last)) continue;
+      }
+      out.push({ start: m.index, end: m.index + m[0].length });
+    }
+    for (const m of text.matchAll(SLACK_WEBHOOK)) {
+      out.push({ start: m.index, end: m.index + m[0].length });
+    }
+    for (const m of text.matchAll(ASSIGNMENT)) {
+      const kw = m[1] ?? '';
+      const value = m[2] ?? '';
+      const prev = text[m.index - 1];
+      // The key word must start a name part: `api_token`, `apiKey`, `AWSToken`, not
+      // `jsonwebtoken` or `accessor`.
+      if (prev !== undefined && /[A-Za-z]/.test(prev) && !/^[A-Z]/.test(kw)) continue;
+      if (NOT_A_SECRET_NAME.test(text.slice(Math.max(0, m.index - 40), m.index + kw.length))) continue;
+      if (!assignedValueOk(value)) continue;
+      const start = m.index + m[0].length - value.length;
+      out.push({ start, end: start + value.length });
+    }
+    return out;
+  },
+};
+
+/** Every detector, one per contract type. */
+export const DETECTORS: readonly Detector[] = Object.freeze([
+  private_key,
+  jwt,
+  aws_access_key,
+  bearer_token,
+  api_key,
+  credit_card,
+  iban,
+  us_ssn,
+  email,
+  phone,
+]);
+
+/** Detector by type. */
+export const DETECTOR_BY_TYPE: Readonly<Record<DetectorType, Detector>> = Object.freeze(
+  Object.fromEntries(DETECTORS.map((d) => [d.type, d])) as Record<DetectorType, Detector>,
+);
