@@ -62,7 +62,7 @@ export function createLogger(level: string): Logger {
   });
 }
 
-/** The store, keystore and rate limiter for `store.url`: embedded, or shared on Redis. */
+/** The store, keystore and rate limiters: those given (tests), the rest for `store.url`. */
 interface StateParts {
   store: Store;
   keystore: KeystoreRepository;
@@ -70,14 +70,15 @@ interface StateParts {
   addressLimiter: RateLimit;
 }
 
-async function stateFor(config: BrokerConfig, log: Logger, now: () => number): Promise<StateParts> {
+async function stateFor(config: BrokerConfig, log: Logger, now: () => number, given: Partial<StateParts>): Promise<StateParts> {
+  if (given.store && given.keystore && given.limiter && given.addressLimiter) return given as StateParts;
   const { exchanges_per_subject_per_minute: perSubject, exchanges_per_address_per_minute: perAddress } = config.limits;
   if (config.store.url === 'memory') {
     return {
-      store: new MemoryStore({ now }),
-      keystore: new FileKeystoreRepository(config.keys.dir),
-      limiter: perMinuteLimit('subject', perSubject),
-      addressLimiter: perMinuteLimit('address', perAddress),
+      store: given.store ?? new MemoryStore({ now }),
+      keystore: given.keystore ?? new FileKeystoreRepository(config.keys.dir),
+      limiter: given.limiter ?? perMinuteLimit('subject', perSubject),
+      addressLimiter: given.addressLimiter ?? perMinuteLimit('address', perAddress),
     };
   }
   const where = redactRedisUrl(config.store.url);
@@ -102,19 +103,18 @@ async function stateFor(config: BrokerConfig, log: Logger, now: () => number): P
     }
   }
   return {
-    store: new RedisStore(client, 'mintgate', { now }),
-    keystore: new RedisKeystoreRepository(client, config.kek!, 'mintgate'),
-    limiter: perMinuteLimit('subject', perSubject, client),
-    addressLimiter: perMinuteLimit('address', perAddress, client),
+    store: given.store ?? new RedisStore(client, 'mintgate', { now }),
+    keystore: given.keystore ?? new RedisKeystoreRepository(client, config.kek!, 'mintgate'),
+    limiter: given.limiter ?? perMinuteLimit('subject', perSubject, client),
+    addressLimiter: given.addressLimiter ?? perMinuteLimit('address', perAddress, client),
   };
 }
 
 export async function createBrokerContext(config: BrokerConfig, overrides: BrokerOverrides = {}): Promise<BrokerContext> {
   const now = overrides.now ?? Date.now;
   const log = overrides.log ?? createLogger(config.logLevel);
-  const state = overrides.store && overrides.keystore && overrides.limiter && overrides.addressLimiter ? undefined : await stateFor(config, log, now);
-  const store = overrides.store ?? state!.store;
-  const keys = new KeyManager(overrides.keystore ?? state!.keystore, config.keys, now);
+  const { store, keystore, limiter, addressLimiter } = await stateFor(config, log, now, overrides);
+  const keys = new KeyManager(keystore, config.keys, now);
   await keys.init();
   if (overrides.rotationTimer ?? true) keys.start(2_000, (err) => log.warn({ err: err.message }, 'key schedule: could not check or rotate keys'));
 
@@ -130,8 +130,6 @@ export async function createBrokerContext(config: BrokerConfig, overrides: Broke
   const ownTokens = new OwnTokenVerifier({ issuer: config.issuer, keys, store, clockSkew: config.tokens.clock_skew, now });
   const audit = overrides.audit ?? new LogAuditSink(log);
   const minter = new Minter({ issuer: config.issuer, keys, store, recordRetention: RECORD_RETENTION_SECONDS, now });
-  const limiter = overrides.limiter ?? state!.limiter;
-  const addressLimiter = overrides.addressLimiter ?? state!.addressLimiter;
   const exchange = new TokenExchange({ config, trust, jwks, store, ownTokens, minter, limiter, audit, log, now });
   const feed = new RevocationFeed(store, log);
   // express's own rules for req.ip (proxy-addr), so both response paths agree on who called.

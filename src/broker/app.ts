@@ -28,6 +28,10 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   app.set('query parser', 'simple');
   // req.ip is the socket's address unless the request came through a configured load balancer.
   app.set('trust proxy', ctx.config.limits.trusted_proxies.length > 0 ? [...ctx.config.limits.trusted_proxies] : false);
+  // The token endpoint writes its own headers (request id, helmet's set, precomputed), so it
+  // needs none of the middleware below. main.ts normally serves it before express altogether.
+  const token = tokenEndpoint(ctx);
+  app.post('/oauth2/token', (req, res) => void token(req, res));
   app.use(requestId);
   app.use(helmet(HELMET_OPTIONS));
   if (ctx.log.isLevelEnabled('debug')) app.use(accessLog(ctx));
@@ -37,8 +41,6 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   const auth = createAuthenticator(ctx);
   app.get(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'], metadataEndpoint(ctx));
   app.get('/jwks.json', jwksEndpoint(ctx));
-  const token = tokenEndpoint(ctx);
-  app.post('/oauth2/token', (req, res) => void token(req, res)); // normally served before express (main.ts)
   app.post('/oauth2/revoke', revokeEndpoint(ctx));
   app.post('/oauth2/introspect', requirePermission(auth, 'mintgate:introspect'), introspectEndpoint(ctx));
   app.post('/admin/revocations', requirePermission(auth, 'mintgate:admin'), json, adminRevocationsEndpoint(ctx));

@@ -66,6 +66,18 @@ describe('token endpoint requests', () => {
     assert.equal(other.status, 200, 'another subject is not affected');
   });
 
+  it('answers the same through express (a URL with a query) as on the fast path, each header once', async () => {
+    for (const path of ['/oauth2/token', '/oauth2/token?x=1']) {
+      const res = await broker.postForm(path, { grant_type: 'x' }, { 'x-request-id': 'same-id' });
+      assert.equal(res.status, 400, path);
+      assert.equal(res.body.error, 'unsupported_grant_type');
+      for (const header of ['x-request-id', 'content-security-policy', 'cache-control', 'x-content-type-options']) {
+        assert.equal(typeof res.headers[header], 'string', `${path}: one ${header}`);
+      }
+      assert.equal(res.headers['x-request-id'], 'same-id');
+    }
+  });
+
   it('never echoes the subject token in an error', async () => {
     const token = await idp.github({ run_id: 'echo', aud: 'someone-else' });
     const res = await broker.exchange(token);
