@@ -5,6 +5,7 @@ import { ConfigError } from '../config/broker.js';
 import { registerExchange } from './exchange.js';
 import { CliFailure } from './http_client.js';
 import { registerKeys } from './keys.js';
+import { registerProxy } from './proxy.js';
 import { registerRevoke } from './revoke.js';
 import { registerServe } from './serve.js';
 import { UsageError } from './usage.js';
@@ -15,6 +16,7 @@ const program = new Command('mintgate')
   .exitOverride()
   .showHelpAfterError();
 registerServe(program);
+registerProxy(program);
 registerExchange(program);
 registerRevoke(program);
 registerKeys(program);

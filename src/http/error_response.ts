@@ -45,7 +45,8 @@ export function publicError(err: unknown, log: Logger, reqId: string): OAuthErro
   let oauth: OAuthError;
   if (err instanceof OAuthError) oauth = err;
   else oauth = fromBodyParser(err as { type?: string }) ?? new ServerError();
-  if (oauth.status >= 500 && oauth.status !== 503) {
+  // 502 (the proxy's upstream is down) and 503 (a dependency is down) are deliberate answers.
+  if (oauth.status >= 500 && oauth.status !== 502 && oauth.status !== 503) {
     log.error({ req_id: reqId, err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'unexpected error');
     return new ServerError();
   }

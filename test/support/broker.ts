@@ -29,6 +29,8 @@ export interface TestBrokerOptions {
   overrides?: BrokerOverrides;
   /** Extra environment for the config (e.g. MINTGATE_KEK). */
   env?: Record<string, string>;
+  /** Listen on this port (a restart on the same address); default a free one. */
+  port?: number;
 }
 
 export interface HttpAnswer {
@@ -53,7 +55,7 @@ export interface TestBroker {
 }
 
 export async function startTestBroker(opts: TestBrokerOptions = {}): Promise<TestBroker> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const issuer = `http://127.0.0.1:${port}`;
   const config = buildBrokerConfig(
     { issuer, ...(typeof opts.config === 'function' ? opts.config(issuer) : opts.config) },
