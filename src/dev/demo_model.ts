@@ -147,7 +147,7 @@ function sendJson(res: ServerResponse, status: number, body: string): void {
 
 /** OpenAI's error shape: `{"error": {"message", "type", "param", "code"}}`. */
 function sendError(res: ServerResponse, status: number, message: string, param: string | null = null, code: string | null = null): void {
-  const type = status === 404 ? 'invalid_request_error' : status >= 500 ? 'server_error' : 'invalid_request_error';
+  const type = status >= 500 ? 'server_error' : 'invalid_request_error';
   sendJson(res, status, JSON.stringify({ error: { message, type, param, code } }));
 }
 
