@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# mintgate broker image. Multi-stage: the build stage compiles TypeScript and drops dev
-# dependencies; the runtime stage holds only dist/, production node_modules, package.json and
-# openapi.yaml, and runs as the unprivileged `node` user.
+# mintgate image: the broker (the default command), the proxy (`proxy --config ...`) and the demo
+# model server (entry point `node dist/dev/demo_model_main.js`). Multi-stage: the build stage
+# compiles TypeScript and drops dev dependencies; the runtime stage holds only dist/, production
+# node_modules, package.json and openapi.yaml, and runs as the unprivileged `node` user.
 # No signing key, KEK or admin secret is baked in: keys live in the volume at
 # /var/lib/mintgate/keys (MINTGATE_KEYS_DIR) or, with a Redis store, in Redis encrypted with
 # MINTGATE_KEK; secrets come from the environment at run time (see docker-compose.yml).
@@ -25,9 +26,11 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json openapi.yaml ./
-RUN mkdir -p /var/lib/mintgate/keys /etc/mintgate \
- && chown node:node /var/lib/mintgate/keys \
- && chmod 0700 /var/lib/mintgate/keys
+# The proxy's audit spool: a named volume mounted here starts as a copy of this directory,
+# ownership included, so the non-root user can write to it (docker-compose.yml, proxy-spool).
+RUN mkdir -p /var/lib/mintgate/keys /var/lib/mintgate/spool /etc/mintgate \
+ && chown node:node /var/lib/mintgate/keys /var/lib/mintgate/spool \
+ && chmod 0700 /var/lib/mintgate/keys /var/lib/mintgate/spool
 VOLUME ["/var/lib/mintgate/keys"]
 USER node
 EXPOSE 8080

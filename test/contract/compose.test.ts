@@ -1,13 +1,16 @@
 // No Docker engine runs here, so the Dockerfile, .dockerignore, docker-compose.yml and the
-// compose broker config are checked by parsing: the shapes the contract promises (multi-stage,
-// non-root, health checks, Redis with appendonly) and that no secret is baked in or written down.
+// example broker and proxy configs are checked by parsing: the shapes the contract promises
+// (multi-stage, non-root, health checks, Redis with appendonly, a proxy in front of the demo
+// model server) and that no secret is baked in or written down.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { buildBrokerConfig } from '../../src/config/broker.js';
+import { parseDuration } from '../../src/config/duration.js';
 import { compileTrust } from '../../src/exchange/policy.js';
+import { DETECTOR_TYPES } from '../../src/proxy/mask/detectors.js';
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -16,6 +19,7 @@ const read = (file: string) => readFileSync(root(file), 'utf8');
 
 const NODE_IMAGE = 'node:20-bookworm-slim';
 const CONFIG_IN_CONTAINER = '/etc/mintgate/mintgate.yaml';
+const PROXY_CONFIG_IN_CONTAINER = '/etc/mintgate/proxy.yaml';
 const SECRET_NAME = /(^|_)(TOKEN|SECRET|KEK|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIALS?)$/i;
 const INTERPOLATION = /^\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[?-][^}]*)?\}$/;
 const REQUIRED_INTERPOLATION = /^\$\{([A-Za-z_][A-Za-z0-9_]*):\?[^}]*\}$/;
@@ -158,6 +162,12 @@ describe('Dockerfile', () => {
     assert.deepEqual(execForm(of(runtime, 'CMD').at(-1)!.args), ['serve', '--config', CONFIG_IN_CONTAINER, '--host', '0.0.0.0']);
   });
 
+  it('creates the proxy spool directory for the non-root user (a named volume copies its owner)', () => {
+    const runs = of(runtime, 'RUN').map((r) => r.args).join('\n');
+    assert.match(runs, /mkdir -p [^&]*\/var\/lib\/mintgate\/spool\b/);
+    assert.match(runs, /chown node:node [^&]*\/var\/lib\/mintgate\/spool\b/);
+  });
+
   it('keeps dependencies, output, keys and results out of the build context (.dockerignore)', () => {
     const entries = read('.dockerignore')
       .split(/\r?\n/)
@@ -190,6 +200,31 @@ function environment(service: Json): Record<string, string | null> {
 
 function commandText(cmd: unknown): string {
   return Array.isArray(cmd) ? cmd.map(String).join(' ') : String(cmd ?? '');
+}
+
+interface Mount {
+  type: string;
+  source: string;
+  target: string;
+  ro: boolean;
+}
+
+function mounts(service: Json): Mount[] {
+  return ((service.volumes ?? []) as unknown[]).map((v) => {
+    if (isObject(v)) return { type: String(v.type ?? 'volume'), source: String(v.source), target: String(v.target), ro: v.read_only === true };
+    const [source, target, mode] = String(v).split(':');
+    const type = /^[./~]/.test(source!) ? 'bind' : 'volume';
+    return { type, source: source!, target: target!, ro: (mode ?? '').split(',').includes('ro') };
+  });
+}
+
+/** Published ports as `host:container`. */
+function published(service: Json): string[] {
+  return ((service.ports ?? []) as unknown[]).map((p) => {
+    if (isObject(p)) return `${String(p.published)}:${String(p.target)}`;
+    const parts = String(p).replace(/\/(tcp|udp)$/, '').split(':');
+    return parts.slice(-2).join(':');
+  });
 }
 
 function healthcheckText(service: Json): string {
@@ -263,6 +298,89 @@ describe('docker-compose.yml', () => {
       assert.match(healthcheckText(broker), /\/readyz/);
     });
   }
+
+  describe('the demo model server and the proxy', () => {
+    const model = services.model as Json;
+    const proxy = services.proxy as Json;
+    const proxyConfig = parse(read('examples/compose/proxy.yaml')) as Json;
+    const sameImage = (service: Json) => {
+      const build = service.build;
+      const context = isObject(build) ? build.context : build;
+      assert.ok(context === '.' || context === './', `built from the repository (${String(context)})`);
+      if (isObject(build) && build.dockerfile !== undefined) assert.equal(build.dockerfile, 'Dockerfile');
+      assert.equal(service.image, (services['broker-a'] as Json).image, 'the brokers\' image');
+    };
+
+    it('defines the services model and proxy', () => {
+      assert.ok(isObject(model), 'service model');
+      assert.ok(isObject(proxy), 'service proxy');
+    });
+
+    it('runs the demo model server from the same image, on 9000, checked at /healthz, not published', () => {
+      sameImage(model);
+      const entry = model.entrypoint;
+      assert.deepEqual(entry, ['node', 'dist/dev/demo_model_main.js']);
+      assert.ok(existsSync(root('src/dev/demo_model_main.ts')), 'its entry point is built from src/dev/demo_model_main.ts');
+      const env = environment(model);
+      assert.equal(env.HOST, '0.0.0.0');
+      assert.equal(env.PORT, '9000');
+      assert.match(healthcheckText(model), /http:\/\/127\.0\.0\.1:9000\/healthz/);
+      assert.deepEqual(published(model), [], 'reachable only through the proxy');
+    });
+
+    it('runs `mintgate proxy` with the example config, mounted read-only', () => {
+      sameImage(proxy);
+      assert.equal(proxy.entrypoint, undefined, 'the image\'s entry point: node dist/cli/main.js');
+      assert.deepEqual(proxy.command, ['proxy', '--config', PROXY_CONFIG_IN_CONTAINER, '--host', '0.0.0.0', '--port', '8081']);
+      const config = mounts(proxy).find((m) => m.target === PROXY_CONFIG_IN_CONTAINER);
+      assert.ok(config, `something is mounted at ${PROXY_CONFIG_IN_CONTAINER}`);
+      assert.equal(config.type, 'bind');
+      assert.equal(config.source.replace(/^\.\//, ''), 'examples/compose/proxy.yaml');
+      assert.ok(existsSync(root(config.source)), `${config.source} exists`);
+      assert.ok(config.ro, 'the config is mounted read-only');
+    });
+
+    it('gives the proxy its broker credential from the brokers\' admin secret', () => {
+      const env = environment(proxy);
+      const name = String(proxyConfig.credential_env);
+      assert.equal(name, 'MINTGATE_PROXY_TOKEN');
+      assert.match(String(env[name]), REQUIRED_INTERPOLATION);
+      assert.equal(REQUIRED_INTERPOLATION.exec(String(env[name]))![1], 'MINTGATE_ADMIN_TOKEN');
+    });
+
+    it('starts the proxy after a healthy broker and a healthy model server, and points it at both', () => {
+      const depends = proxy.depends_on;
+      assert.ok(isObject(depends), 'depends_on in long form');
+      const brokers = Object.keys(depends).filter((n) => brokerNames.includes(n));
+      assert.ok(brokers.length >= 1, 'on a broker');
+      for (const n of [...brokers, 'model']) assert.equal((depends[n] as Json | undefined)?.condition, 'service_healthy', `${n} healthy`);
+      const broker = new URL(String(proxyConfig.broker));
+      assert.ok(brokers.includes(broker.hostname), `proxy.yaml's broker (${broker.hostname}) is one it waits for`);
+      assert.equal(broker.port, '8080');
+      const upstream = new URL(String(proxyConfig.upstream));
+      assert.equal(upstream.hostname, 'model');
+      assert.equal(upstream.port, environment(model).PORT);
+    });
+
+    it('publishes the proxy on 8082 and checks /_mintgate/healthz', () => {
+      assert.deepEqual(published(proxy), ['8082:8081']);
+      assert.match(healthcheckText(proxy), /http:\/\/127\.0\.0\.1:8081\/_mintgate\/healthz/);
+    });
+
+    it('spools the proxy\'s records on a writable named volume at record.spool_dir', () => {
+      const spool = String((proxyConfig.record as Json).spool_dir);
+      const mount = mounts(proxy).find((m) => m.target === spool);
+      assert.ok(mount, `a volume at ${spool}`);
+      assert.equal(mount.type, 'volume');
+      assert.ok(!mount.ro, 'writable');
+      assert.ok(isObject(compose.volumes) && mount.source in compose.volumes, `volume ${mount.source} is declared`);
+    });
+
+    it('publishes no host port twice', () => {
+      const hostPorts = Object.values(services).flatMap((s) => published(s as Json).map((p) => p.split(':')[0]));
+      assert.equal(new Set(hostPorts).size, hostPorts.length, hostPorts.join(', '));
+    });
+  });
 
   it('writes no secret literally: only ${...} interpolations', () => {
     for (const [name, service] of Object.entries(services)) {
@@ -353,5 +471,69 @@ describe('examples/compose/mintgate.yaml', () => {
     const text = read('examples/compose/mintgate.yaml');
     assert.doesNotMatch(text, /^[^#\n]*\b[\w.-]*(admin_token|kek|secret|password)[\w.-]*\s*:/im, 'no secret-like key');
     assert.doesNotMatch(text, /BEGIN [A-Z ]*PRIVATE KEY/);
+  });
+});
+
+// ---- examples/compose/proxy.yaml and examples/dev/proxy.yaml -------------------------------
+// The shape of CONTRACT section 7. (The proxy's own config loader is not on this branch yet;
+// once it is, both files should also be loaded with it here.)
+
+const PROXY_KEYS = ['broker', 'audience', 'credential_env', 'upstream', 'upstream_auth', 'public_url', 'record', 'feed', 'block_requests', 'routes'];
+const ROUTE_KEYS = ['name', 'method', 'path', 'scopes', 'model_scope', 'mask', 'mask_fields', 'approval', 'block'];
+
+for (const [file, where] of [
+  ['examples/compose/proxy.yaml', { broker: 'http://broker-a:8080', upstream: 'http://model:9000', spool_dir: '/var/lib/mintgate/spool' }],
+  ['examples/dev/proxy.yaml', { broker: 'http://127.0.0.1:8080', upstream: 'http://127.0.0.1:9000', spool_dir: 'spool' }],
+] as const) {
+  describe(file, () => {
+    const config: unknown = parse(read(file));
+
+    it('has only the contract\'s keys, and this deployment\'s broker, upstream and spool', () => {
+      assert.ok(isObject(config));
+      for (const key of Object.keys(config)) assert.ok(PROXY_KEYS.includes(key), `known key ${key}`);
+      assert.equal(config.broker, where.broker);
+      assert.equal(config.upstream, where.upstream);
+      assert.equal(config.audience, 'inference-gateway');
+      assert.equal(config.credential_env, 'MINTGATE_PROXY_TOKEN');
+      const record = config.record as Json;
+      assert.equal(record.spool_dir, where.spool_dir);
+      assert.equal(record.bodies, true);
+      assert.equal(typeof record.max_bytes, 'number');
+      assert.ok(parseDuration(String((config.feed as Json).max_staleness)) > 0);
+      for (const rule of config.block_requests as Json[]) {
+        assert.match(String(rule.where), /^(path|body|header:.+)$/);
+        assert.equal(typeof rule.pattern, 'string');
+      }
+    });
+
+    it('routes chat (masking all ten types), models, export (approval) and secrets (blocked)', () => {
+      assert.ok(isObject(config));
+      const routes = config.routes as Json[];
+      assert.deepEqual(routes.map((r) => r.name), ['chat', 'models', 'export', 'secrets']);
+      for (const r of routes) for (const key of Object.keys(r)) assert.ok(ROUTE_KEYS.includes(key), `route ${String(r.name)}: known key ${key}`);
+      const [chat, models, exp, secrets] = routes as [Json, Json, Json, Json];
+      assert.deepEqual({ method: chat.method, path: chat.path, scopes: chat.scopes, model_scope: chat.model_scope }, { method: 'POST', path: '/v1/chat/completions', scopes: ['inference:invoke'], model_scope: 'body.model' });
+      assert.deepEqual([...(chat.mask as string[])].sort(), [...DETECTOR_TYPES].sort(), 'every mask type');
+      assert.deepEqual(chat.mask_fields, ['password', 'api_key', 'secret', 'token']);
+      assert.deepEqual(models, { name: 'models', method: 'GET', path: '/v1/models', scopes: ['inference:invoke'] });
+      assert.deepEqual({ method: exp.method, path: exp.path, scopes: exp.scopes }, { method: 'POST', path: '/v1/models/*/export', scopes: ['model:export'] });
+      assert.equal(parseDuration(String((exp.approval as Json).wait)), 60);
+      assert.deepEqual(secrets, { name: 'secrets', path: '/secrets/**', block: true });
+    });
+
+    it('holds no secret', () => {
+      const text = read(file);
+      assert.doesNotMatch(text, /^[^#\n]*\b[\w.-]*(admin_token|kek|secret|password)[\w.-]*\s*:/im, 'no secret-like key');
+      assert.doesNotMatch(text, /BEGIN [A-Z ]*PRIVATE KEY|eyJ[A-Za-z0-9_-]+\./);
+    });
+  });
+}
+
+describe('the two proxy examples', () => {
+  it('is examples/compose/proxy.yaml with local addresses', () => {
+    const dev = parse(read('examples/dev/proxy.yaml')) as Json;
+    const compose = parse(read('examples/compose/proxy.yaml')) as Json;
+    const local = { ...compose, broker: dev.broker, upstream: dev.upstream, record: { ...(compose.record as Json), spool_dir: (dev.record as Json).spool_dir } };
+    assert.deepEqual(dev, local);
   });
 });
