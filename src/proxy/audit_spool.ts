@@ -158,6 +158,7 @@ export class AuditSpool {
         if (outcome === 'rejected') {
           // The broker will never take this file: keep it aside for an operator, never loop on it.
           await rename(path, `${path}.rejected`).catch(() => undefined);
+          this.pendingEvents = Math.max(0, this.pendingEvents - (events.length - done));
           this.opts.log.error({ file: `${name}.rejected` }, 'audit spool: the broker rejected a batch; file kept aside');
           break;
         }
