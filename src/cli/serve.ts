@@ -77,9 +77,15 @@ Quickstart, in another terminal in this directory:
     --audience ${DEV_AUDIENCE} --scope "inference:invoke model:llama-3-8b")
   # 3. look inside it (introspection needs the admin secret above)
   curl -s ${url}/oauth2/introspect -H "authorization: Bearer $MINTGATE_ADMIN_TOKEN" --data-urlencode "token=$TOKEN"; echo
-  # 4. revoke the whole job, then introspect again: "active": false
+  # 4. call a model through the proxy: start the demo model server and the proxy in two more
+  #    terminals (node dist/dev/demo_model_main.js, and
+  #    MINTGATE_PROXY_TOKEN=$MINTGATE_ADMIN_TOKEN npx mintgate proxy --config examples/dev/proxy.yaml), then:
+  #    curl -s http://127.0.0.1:8081/v1/chat/completions -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+  #      -d '{"model":"llama-3-8b","messages":[{"role":"user","content":"hi"}]}'      (the answer comes back masked)
+  # 5. revoke the whole job: introspection says "active": false, and the proxy answers 401
   npx mintgate revoke --broker ${url} --job 42-1 --reason "job finished"
   curl -s ${url}/oauth2/introspect -H "authorization: Bearer $MINTGATE_ADMIN_TOKEN" --data-urlencode "token=$TOKEN"; echo
 
+All of this, and more, in one go: npm run demo
 `;
 }
