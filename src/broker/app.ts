@@ -8,6 +8,7 @@ import { errorHandler, notFound } from '../http/error_response.js';
 import { MAX_BODY_BYTES } from '../http/body.js';
 import { requestId } from '../http/request_id.js';
 import { HELMET_OPTIONS } from '../http/security_headers.js';
+import { createApprovalEndpoint, decideApprovalEndpoint, listApprovalsEndpoint } from './admin_approvals.js';
 import { adminRevocationsEndpoint } from './admin_revocations.js';
 import { listKeysEndpoint, rotateKeysEndpoint } from './admin_keys.js';
 import { createAuthenticator, requirePermission } from './auth.js';
@@ -45,6 +46,10 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   app.post('/oauth2/introspect', requirePermission(auth, 'mintgate:introspect'), introspectEndpoint(ctx));
   app.post('/admin/revocations', requirePermission(auth, 'mintgate:admin'), json, adminRevocationsEndpoint(ctx));
   app.get('/admin/revocations/stream', requirePermission(auth, 'mintgate:proxy'), revocationStreamEndpoint(ctx, { heartbeatMs: ctx.heartbeatMs }));
+  app.post('/admin/approvals', requirePermission(auth, 'mintgate:proxy'), json, createApprovalEndpoint(ctx));
+  app.get('/admin/approvals', requirePermission(auth, 'mintgate:admin'), listApprovalsEndpoint(ctx));
+  app.post('/admin/approvals/:id/approve', requirePermission(auth, 'mintgate:admin'), decideApprovalEndpoint(ctx, 'approved'));
+  app.post('/admin/approvals/:id/deny', requirePermission(auth, 'mintgate:admin'), decideApprovalEndpoint(ctx, 'denied'));
   app.get('/admin/keys', requirePermission(auth, 'mintgate:admin'), listKeysEndpoint(ctx));
   app.post('/admin/keys/rotate', requirePermission(auth, 'mintgate:admin'), rotateKeysEndpoint(ctx));
   app.get('/healthz', healthzEndpoint());

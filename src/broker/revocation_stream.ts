@@ -1,12 +1,15 @@
 /**
- * `GET /admin/revocations/stream`: server-sent events that proxies follow (CONTRACT section 4).
+ * `GET /admin/revocations/stream`: server-sent events that proxies follow (CONTRACT section 4):
+ * `event: revocation` and `event: approval` (a decision on a held request), in feed order.
  * Each event carries its feed id; a reconnect with `Last-Event-ID` resumes right after it, with
- * nothing lost or repeated. A fresh connection first receives every live revocation, so a
- * proxy starting up learns the whole deny-list. A comment line is a heartbeat.
+ * nothing lost or repeated. A fresh connection first receives every live event, so a proxy
+ * starting up learns the whole deny-list and every decision still pending on it. A comment line
+ * is a heartbeat.
  */
 import type { Request, Response } from 'express';
 import { InvalidRequest, TemporarilyUnavailable } from '../http/errors.js';
 import { assertFeedId, compareFeedIds, StoreUnavailable, type FeedEvent } from '../store/store.js';
+import { approvalJson } from './admin_approvals.js';
 import { revocationJson } from './admin_revocations.js';
 import { principalOf } from './auth.js';
 import type { BrokerContext } from './context.js';
@@ -35,8 +38,8 @@ export function revocationStreamEndpoint(ctx: BrokerContext, opts: StreamOptions
     const send = (events: FeedEvent[]): void => {
       for (const event of events) {
         if (cursor !== null && compareFeedIds(event.id, cursor) <= 0) continue;
-        // Approval decisions join the stream with their endpoints.
-        if (event.type === 'revocation') res.write(`id: ${event.id}\nevent: revocation\ndata: ${JSON.stringify(revocationJson(event.revocation))}\n\n`);
+        const data = event.type === 'revocation' ? revocationJson(event.revocation) : approvalJson(event.approval);
+        res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
         cursor = event.id;
       }
     };
