@@ -19,6 +19,7 @@ export const MAX_APPROVAL_SECONDS = 3600;
 /** `apr_` and 22 base64url characters: 128 random bits, unguessable and safe in a URL path. */
 const APPROVAL_ID = /^apr_[A-Za-z0-9_-]{22}$/;
 
+/** A fresh approval id: `apr_` and 22 base64url characters. */
 export function newApprovalId(): string {
   return `apr_${randomBytes(16).toString('base64url')}`;
 }

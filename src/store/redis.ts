@@ -16,7 +16,7 @@
  *   `expires_at`), listed newest first by the sorted set `{P:rev}:approvals` (member id, score
  *   `created_at`, trimmed to the newest `APPROVAL_LIST_LIMIT`). Approvals share the feed's hash
  *   tag because a decision and its feed event are written by one script;
- * - `P:audit:<id>`: proxy audit event ids already recorded, `SET NX EX` (single-key, spread);
+ * - `P:audit-seen:<id>`: proxy audit event ids already recorded, `SET NX EX` (single-key, spread);
  * - `P:keystore`: the signing keys, encrypted with the KEK ({@link RedisKeystoreRepository}).
  * Every key one Lua script touches carries the same hash tag (`{P:issued}`, `{P:rev}`), so the
  * scripts run on Cluster; the price is that each group lives in one slot.
@@ -493,7 +493,7 @@ export class RedisStore implements Store {
       feed: `${rev}:feed`,
       approval: (id) => `${rev}:approval:${id}`,
       approvals: `${rev}:approvals`,
-      auditEvent: (id) => `${prefix}:audit:${id}`,
+      auditEvent: (id) => `${prefix}:audit-seen:${id}`,
     };
   }
 

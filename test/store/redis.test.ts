@@ -96,7 +96,7 @@ describe('RedisStore', redisOptions, () => {
           keys,
           [
             `${prefix}:claim:{sneaky}`,
-            `${prefix}:audit:{evt}`,
+            `${prefix}:audit-seen:{evt}`,
             `{${prefix}:rev}:approval:apr_{x}`,
             `{${prefix}:rev}:approvals`,
             `{${prefix}:issued}:jti:j{1}`,
