@@ -3,8 +3,8 @@
  * `event: revocation` and `event: approval` (a decision on a held request), in feed order.
  * Each event carries its feed id; a reconnect with `Last-Event-ID` resumes right after it, with
  * nothing lost or repeated. A fresh connection first receives every live event, so a proxy
- * starting up learns the whole deny-list and every decision still pending on it. A comment line
- * is a heartbeat.
+ * starting up learns the whole deny-list, and the decisions on approvals that have not expired
+ * (it may be holding one of those requests). A comment line is a heartbeat.
  */
 import type { Request, Response } from 'express';
 import { InvalidRequest, TemporarilyUnavailable } from '../http/errors.js';
