@@ -5,9 +5,23 @@
  */
 import type { Logger } from 'pino';
 
-export type AuditEventType = 'token.issued' | 'token.denied' | 'token.revoked' | 'key.rotated';
+export type AuditEventType =
+  | 'token.issued'
+  | 'token.denied'
+  | 'token.revoked'
+  | 'key.rotated'
+  | 'proxy.call'
+  | 'approval.requested'
+  | 'approval.decided';
 
 export interface AuditEvent {
+  /**
+   * The event's id and time (RFC 3339) when it came with them: a `proxy.call` carries the
+   * proxy's own, so the record names the call as the proxy saw it. Otherwise the sink assigns
+   * them (the chained log's issue).
+   */
+  id?: string;
+  ts?: string;
   type: AuditEventType;
   jti?: string;
   job_id?: string;

@@ -2,6 +2,7 @@
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { InvalidRequest, TemporarilyUnavailable } from '../http/errors.js';
+import { requireJsonBody } from '../http/json_body.js';
 import { StoreUnavailable, type Revocation, type RevocationKind } from '../store/store.js';
 import { principalOf } from './auth.js';
 import type { BrokerContext } from './context.js';
@@ -19,9 +20,7 @@ export function revocationJson(r: Revocation): Record<string, string> {
 
 export function adminRevocationsEndpoint(ctx: BrokerContext) {
   return async (req: Request, res: Response): Promise<void> => {
-    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-      throw new InvalidRequest('send a JSON body', undefined, 415);
-    }
+    requireJsonBody(req);
     const parsed = body.safeParse(req.body);
     if (!parsed.success) throw new InvalidRequest(`bad revocation: ${parsed.error.issues[0]?.message ?? 'invalid body'}`);
     const { reason = '', ...target } = parsed.data;

@@ -8,6 +8,8 @@ import { errorHandler, notFound } from '../http/error_response.js';
 import { MAX_BODY_BYTES } from '../http/body.js';
 import { requestId } from '../http/request_id.js';
 import { HELMET_OPTIONS } from '../http/security_headers.js';
+import { createApprovalEndpoint, decideApprovalEndpoint, listApprovalsEndpoint } from './admin_approvals.js';
+import { AUDIT_BATCH_MAX_BYTES, auditEventsEndpoint } from './admin_audit_events.js';
 import { adminRevocationsEndpoint } from './admin_revocations.js';
 import { listKeysEndpoint, rotateKeysEndpoint } from './admin_keys.js';
 import { createAuthenticator, requirePermission } from './auth.js';
@@ -37,6 +39,8 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   if (ctx.log.isLevelEnabled('debug')) app.use(accessLog(ctx));
   // OAuth endpoints read their own form bodies (http/params.ts); JSON only where JSON is taken.
   const json = express.json({ limit: MAX_BODY_BYTES, strict: true });
+  // Audit batches are larger by design (admin_audit_events.ts says why); only that route takes them.
+  const auditJson = express.json({ limit: AUDIT_BATCH_MAX_BYTES, strict: true });
 
   const auth = createAuthenticator(ctx);
   app.get(['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'], metadataEndpoint(ctx));
@@ -45,6 +49,11 @@ export function createBrokerApp(ctx: BrokerContext): Express {
   app.post('/oauth2/introspect', requirePermission(auth, 'mintgate:introspect'), introspectEndpoint(ctx));
   app.post('/admin/revocations', requirePermission(auth, 'mintgate:admin'), json, adminRevocationsEndpoint(ctx));
   app.get('/admin/revocations/stream', requirePermission(auth, 'mintgate:proxy'), revocationStreamEndpoint(ctx, { heartbeatMs: ctx.heartbeatMs }));
+  app.post('/admin/approvals', requirePermission(auth, 'mintgate:proxy'), json, createApprovalEndpoint(ctx));
+  app.get('/admin/approvals', requirePermission(auth, 'mintgate:admin'), listApprovalsEndpoint(ctx));
+  app.post('/admin/approvals/:id/approve', requirePermission(auth, 'mintgate:admin'), decideApprovalEndpoint(ctx, 'approved'));
+  app.post('/admin/approvals/:id/deny', requirePermission(auth, 'mintgate:admin'), decideApprovalEndpoint(ctx, 'denied'));
+  app.post('/admin/audit/events', requirePermission(auth, 'mintgate:proxy'), auditJson, auditEventsEndpoint(ctx));
   app.get('/admin/keys', requirePermission(auth, 'mintgate:admin'), listKeysEndpoint(ctx));
   app.post('/admin/keys/rotate', requirePermission(auth, 'mintgate:admin'), rotateKeysEndpoint(ctx));
   app.get('/healthz', healthzEndpoint());

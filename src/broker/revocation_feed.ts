@@ -1,12 +1,12 @@
 /**
- * One follower of the store's revocation feed per broker process, fanning new events out to
- * every subscriber (the SSE streams of connected proxies). One loop, whatever the number of
- * proxies: on Redis that is one blocking XREAD, not one per proxy.
+ * One follower of the store's feed (revocations and approval decisions) per broker process,
+ * fanning new events out to every subscriber (the SSE streams of connected proxies). One loop,
+ * whatever the number of proxies: on Redis that is one blocking XREAD, not one per proxy.
  */
 import type { Logger } from 'pino';
-import type { Revocation, Store } from '../store/store.js';
+import type { FeedEvent, Store } from '../store/store.js';
 
-export type FeedListener = (events: Revocation[]) => void;
+export type FeedListener = (events: FeedEvent[]) => void;
 
 /** A subscriber: new events, and the end of the feed (the broker is shutting down). */
 export interface FeedSubscriber {
@@ -70,13 +70,13 @@ export class RevocationFeed {
     while (this.listeners.size > 0 && !this.stopped) {
       try {
         if (cursor === undefined) cursor = await this.latestId();
-        const events = await this.store.waitForRevocations(cursor, this.pageSize, this.waitMs);
+        const events = await this.store.waitForFeed(cursor, this.pageSize, this.waitMs);
         this.lastReadAt = Date.now();
         if (events.length === 0) continue;
         cursor = events.at(-1)!.id;
         for (const listener of this.listeners) listener.events(events);
       } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'revocation feed: store read failed; retrying');
+        this.log.warn({ err: (err as Error).message }, 'feed: store read failed; retrying');
         await new Promise((resolve) => setTimeout(resolve, this.retryMs));
       }
     }
@@ -86,7 +86,7 @@ export class RevocationFeed {
   private async latestId(): Promise<string | null> {
     let cursor: string | null = null;
     for (;;) {
-      const page = await this.store.revocationsAfter(cursor, this.pageSize);
+      const page = await this.store.feedAfter(cursor, this.pageSize);
       if (page.length === 0) return cursor;
       cursor = page.at(-1)!.id;
     }

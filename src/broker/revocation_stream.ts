@@ -1,12 +1,15 @@
 /**
- * `GET /admin/revocations/stream`: server-sent events that proxies follow (CONTRACT section 4).
+ * `GET /admin/revocations/stream`: server-sent events that proxies follow (CONTRACT section 4):
+ * `event: revocation` and `event: approval` (a decision on a held request), in feed order.
  * Each event carries its feed id; a reconnect with `Last-Event-ID` resumes right after it, with
- * nothing lost or repeated. A fresh connection first receives every live revocation, so a
- * proxy starting up learns the whole deny-list. A comment line is a heartbeat.
+ * nothing lost or repeated. A fresh connection first receives every live event, so a proxy
+ * starting up learns the whole deny-list, and the decisions on approvals that have not expired
+ * (it may be holding one of those requests). A comment line is a heartbeat.
  */
 import type { Request, Response } from 'express';
 import { InvalidRequest, TemporarilyUnavailable } from '../http/errors.js';
-import { assertFeedId, compareFeedIds, StoreUnavailable, type Revocation } from '../store/store.js';
+import { assertFeedId, compareFeedIds, StoreUnavailable, type FeedEvent } from '../store/store.js';
+import { approvalJson } from './admin_approvals.js';
 import { revocationJson } from './admin_revocations.js';
 import { principalOf } from './auth.js';
 import type { BrokerContext } from './context.js';
@@ -31,11 +34,12 @@ export function revocationStreamEndpoint(ctx: BrokerContext, opts: StreamOptions
     }
     // Subscribe before reading the backlog, and hold live events until it is sent: nothing that
     // arrives in between can fall through the gap.
-    let held: Revocation[] | null = [];
-    const send = (events: Revocation[]): void => {
+    let held: FeedEvent[] | null = [];
+    const send = (events: FeedEvent[]): void => {
       for (const event of events) {
         if (cursor !== null && compareFeedIds(event.id, cursor) <= 0) continue;
-        res.write(`id: ${event.id}\nevent: revocation\ndata: ${JSON.stringify(revocationJson(event))}\n\n`);
+        const data = event.type === 'revocation' ? revocationJson(event.revocation) : approvalJson(event.approval);
+        res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(data)}\n\n`);
         cursor = event.id;
       }
     };
@@ -44,9 +48,9 @@ export function revocationStreamEndpoint(ctx: BrokerContext, opts: StreamOptions
       // The broker is shutting down: end the stream; the follower reconnects (to another broker).
       ended: () => res.end(),
     });
-    let page: Revocation[];
+    let page: FeedEvent[];
     try {
-      page = await ctx.store.revocationsAfter(cursor, BACKLOG_PAGE);
+      page = await ctx.store.feedAfter(cursor, BACKLOG_PAGE);
     } catch (err) {
       unsubscribe();
       if (err instanceof StoreUnavailable) throw new TemporarilyUnavailable(err.message);
@@ -77,7 +81,7 @@ export function revocationStreamEndpoint(ctx: BrokerContext, opts: StreamOptions
       while (page.length > 0) {
         send(page);
         if (page.length < BACKLOG_PAGE) break;
-        page = await ctx.store.revocationsAfter(cursor, BACKLOG_PAGE);
+        page = await ctx.store.feedAfter(cursor, BACKLOG_PAGE);
       }
     } catch (err) {
       ctx.log.warn({ req_id: req.id, err: (err as Error).message }, 'revocation stream: backlog read failed');

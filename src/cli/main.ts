@@ -2,6 +2,7 @@
 /** The `mintgate` command. Exit status: 0 success, 1 the server said no or a check failed, 2 usage. */
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/broker.js';
+import { registerApprovals } from './approvals.js';
 import { registerExchange } from './exchange.js';
 import { CliFailure } from './http_client.js';
 import { registerKeys } from './keys.js';
@@ -20,6 +21,7 @@ registerProxy(program);
 registerExchange(program);
 registerRevoke(program);
 registerKeys(program);
+registerApprovals(program);
 for (const command of program.commands) command.exitOverride();
 
 try {

@@ -122,6 +122,13 @@ export class NotFound extends OAuthError {
   }
 }
 
+/** The resource is not in a state that allows this (e.g. an approval already decided or expired). */
+export class Conflict extends OAuthError {
+  constructor(description: string) {
+    super('conflict', 409, description);
+  }
+}
+
 /** Anything unexpected leaves the process as this, with no detail (oidc-provider's rule). */
 export class ServerError extends OAuthError {
   constructor(detail?: string) {

@@ -9,7 +9,14 @@
  *   the sorted sets `{P:issued}:job:<job>` and `{P:issued}:sub:<sub>` (member jti, score its
  *   expiry in epoch ms);
  * - `{P:rev}:jti|job|sub:<value>`: a live revocation (hash; expires at its `until`), and
- *   `{P:rev}:feed`: the revocation feed, a Redis Stream whose entry ids are the feed ids;
+ *   `{P:rev}:feed`: the feed, a Redis Stream whose entry ids are the feed ids (a revocation's
+ *   entry has `kind value reason at until`; an approval decision's `type approval until` and the
+ *   approval's fields);
+ * - `{P:rev}:approval:<id>`: an approval (hash; expires `APPROVAL_RETENTION_MS` after its
+ *   `expires_at`), listed newest first by the sorted set `{P:rev}:approvals` (member id, score
+ *   `created_at`, trimmed to the newest `APPROVAL_LIST_LIMIT`). Approvals share the feed's hash
+ *   tag because a decision and its feed event are written by one script;
+ * - `P:audit-seen:<id>`: proxy audit event ids already recorded, `SET NX EX` (single-key, spread);
  * - `P:keystore`: the signing keys, encrypted with the KEK ({@link RedisKeystoreRepository}).
  * Every key one Lua script touches carries the same hash tag (`{P:issued}`, `{P:rev}`), so the
  * scripts run on Cluster; the price is that each group lives in one slot.
@@ -25,9 +32,18 @@ import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } fr
 import nodeJose from 'node-jose';
 import { KeystoreVersionConflict, type KeystoreDoc, type KeystoreRepository } from '../keys/keystore.js';
 import {
+  APPROVAL_LIST_LIMIT,
+  APPROVAL_RETENTION_MS,
+  approvalAt,
   assertFeedId,
   StoreUnavailable,
+  type Approval,
+  type ApprovalDecision,
+  type ApprovalStatus,
+  type DecideOutcome,
+  type FeedEvent,
   type IssuedToken,
+  type NewApproval,
   type NewRevocation,
   type Revocation,
   type RevocationKind,
@@ -332,6 +348,23 @@ return 1
 `);
 
 /**
+ * Drops expired events from the head of the feed (KEYS[2]), as MemoryStore.sweep does: at most
+ * 100 a call; readers skip expired events anywhere, so this only bounds the stream's size. Every
+ * entry, revocation or approval, carries its `until`. Needs `now` (LUA_NOW).
+ */
+const LUA_TRIM_FEED_HEAD = `
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)
+for _, entry in ipairs(head) do
+  local fields, u = entry[2], nil
+  for i = 1, #fields, 2 do
+    if fields[i] == 'until' then u = tonumber(fields[i + 1]) end
+  end
+  if u == nil or u > now then break end
+  redis.call('XDEL', KEYS[2], entry[1])
+end
+`;
+
+/**
  * A revocation and its feed event, in one step: never one without the other.
  * KEYS: revocation hash, feed stream. ARGV: kind, value, reason, at, until, feed max length.
  * A live earlier revocation of the same value is widened, never narrowed: the later of the two
@@ -350,28 +383,54 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'id', id, 'kind', ARGV[1], 'value', ARGV[2], 'reason', ARGV[3], 'at', at, 'until', untilMs)
 redis.call('PEXPIREAT', KEYS[1], untilMs)
--- Drop expired events from the head of the feed, as MemoryStore.sweep does (at most 100 a call;
--- readers skip expired events anywhere, so this only bounds the stream's size).
-local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)
-for _, entry in ipairs(head) do
-  local fields, u = entry[2], nil
-  for i = 1, #fields, 2 do
-    if fields[i] == 'until' then u = tonumber(fields[i + 1]) end
-  end
-  if u == nil or u > now then break end
-  redis.call('XDEL', KEYS[2], entry[1])
-end
+${LUA_TRIM_FEED_HEAD}
 return id
 `);
 
 /**
- * The revocations of one token, in one round trip. KEYS: the job hash, the subject hash, then
- * the jti hashes of the token and its ancestors.
+ * Several hashes in one round trip (and, unlike a pipeline, on Cluster too: the keys share a
+ * slot). Used for the revocations of one token (KEYS: the job hash, the subject hash, then the
+ * jti hashes of the token and its ancestors) and for a page of approvals.
  */
-const FIND_REVOCATIONS = new LuaScript(`
+const HGETALL_EACH = new LuaScript(`
 local out = {}
 for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
 return out
+`);
+
+/**
+ * A new approval and its place in the list. KEYS: the approval hash, the list (sorted set).
+ * ARGV: id, created_at, keep until (epoch ms), list length, then the hash's field-value pairs.
+ * Returns 0 when the id is taken.
+ */
+const CREATE_APPROVAL = new LuaScript(`${LUA_NOW}
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[4]) + 1))
+-- The list lives as long as the longest-kept approval in it.
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) - now then redis.call('PEXPIREAT', KEYS[2], ARGV[3]) end
+return 1
+`);
+
+/**
+ * A decision and its feed event, in one step: never one without the other, and of two
+ * concurrent decisions one wins. KEYS: the approval hash, the feed stream. ARGV: decision, by,
+ * now (epoch ms, the broker's clock, as MemoryStore), feed max length.
+ * Returns {0} unknown, {1, fields} conflict (as stored), {2, fields, feed id} decided.
+ */
+const DECIDE_APPROVAL = new LuaScript(`${LUA_NOW}
+local f = redis.call('HMGET', KEYS[1], 'status', 'expires_at')
+if not f[1] then return { 0 } end
+if f[1] ~= 'pending' or tonumber(f[2]) <= tonumber(ARGV[3]) then
+  return { 1, redis.call('HGETALL', KEYS[1]) }
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2], 'decided_at', ARGV[3])
+local fields = redis.call('HGETALL', KEYS[1])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'type', 'approval', 'until', f[2], unpack(fields))
+${LUA_TRIM_FEED_HEAD}
+return { 2, fields, id }
 `);
 
 // ---------------------------------------------------------------------------------------------
@@ -402,6 +461,9 @@ export class RedisStore implements Store {
     issuedBySub(sub: string): string;
     revocation(kind: RevocationKind, value: string): string;
     feed: string;
+    approval(id: string): string;
+    approvals: string;
+    auditEvent(id: string): string;
   };
   private closed = false;
   /** The connection for blocking feed reads, made on first use. */
@@ -429,6 +491,9 @@ export class RedisStore implements Store {
       issuedBySub: (sub) => `${issued}:sub:${sub}`,
       revocation: (kind, value) => `${rev}:${kind}:${value}`,
       feed: `${rev}:feed`,
+      approval: (id) => `${rev}:approval:${id}`,
+      approvals: `${rev}:approvals`,
+      auditEvent: (id) => `${prefix}:audit-seen:${id}`,
     };
   }
 
@@ -458,7 +523,7 @@ export class RedisStore implements Store {
   async findRevocation(token: TokenRef): Promise<Revocation | null> {
     const jtis = [token.jti, ...(token.ancestors ?? [])];
     const keys = [this.keys.revocation('job', token.job_id), this.keys.revocation('sub', token.sub), ...jtis.map((j) => this.keys.revocation('jti', j))];
-    const replies = (await guarded('find revocation', () => FIND_REVOCATIONS.run(this.client, keys, []))) as string[][];
+    const replies = (await guarded('find revocation', () => HGETALL_EACH.run(this.client, keys, []))) as string[][];
     const now = this.now();
     const [byJob, bySub, ...byJti] = replies.map((fields) => liveRevocation(pairsToRecord(fields), now));
     const jtiHit = byJti.find((r) => r !== null);
@@ -473,9 +538,9 @@ export class RedisStore implements Store {
     return liveRevocation(fields, this.now());
   }
 
-  async revocationsAfter(afterId: string | null, limit: number): Promise<Revocation[]> {
+  async feedAfter(afterId: string | null, limit: number): Promise<FeedEvent[]> {
     if (afterId !== null) assertFeedId(afterId);
-    const out: Revocation[] = [];
+    const out: FeedEvent[] = [];
     let start = afterId === null ? '-' : `(${afterId}`;
     const now = this.now();
     // Expired events are skipped, not counted: a short page means the reader has caught up.
@@ -483,7 +548,7 @@ export class RedisStore implements Store {
       const count = Math.max(limit - out.length, FEED_PAGE);
       const entries = await guarded('read feed', () => this.client.xrange(this.keys.feed, start, '+', 'COUNT', count));
       for (const [id, fields] of entries) {
-        const event = liveRevocation({ ...pairsToRecord(fields), id }, now);
+        const event = liveFeedEvent(id, pairsToRecord(fields), now);
         if (event && out.length < limit) out.push(event);
       }
       if (entries.length < count) break;
@@ -492,8 +557,8 @@ export class RedisStore implements Store {
     return out;
   }
 
-  async waitForRevocations(afterId: string | null, limit: number, waitMs: number): Promise<Revocation[]> {
-    const ready = await this.revocationsAfter(afterId, limit);
+  async waitForFeed(afterId: string | null, limit: number, waitMs: number): Promise<FeedEvent[]> {
+    const ready = await this.feedAfter(afterId, limit);
     if (ready.length > 0 || waitMs <= 0) return ready;
     // A blocking read gets a connection of its own, so it never holds up other commands. Blocks
     // stay under the command timeout (2 s): longer waits are the caller's loop.
@@ -507,7 +572,57 @@ export class RedisStore implements Store {
     const block = Math.max(1, Math.min(waitMs, 1_500));
     await waitUntilReady(this.blocking, 2_000);
     await guarded('wait for feed', () => this.blocking!.xread('COUNT', 1, 'BLOCK', block, 'STREAMS', this.keys.feed, afterId ?? '0-0'));
-    return this.revocationsAfter(afterId, limit);
+    return this.feedAfter(afterId, limit);
+  }
+
+  async createApproval(approval: NewApproval): Promise<Approval> {
+    const stored: Approval = { ...approval, status: 'pending' };
+    const { created_at, expires_at } = stored;
+    if (!Number.isSafeInteger(created_at) || !Number.isSafeInteger(expires_at)) throw new TypeError('approval created_at and expires_at must be integer epoch milliseconds');
+    const keepUntil = expires_at + APPROVAL_RETENTION_MS;
+    const args = [stored.id, String(created_at), String(keepUntil), APPROVAL_LIST_LIMIT, ...approvalFields(stored)];
+    const created = await guarded('create approval', () => CREATE_APPROVAL.run(this.client, [this.keys.approval(stored.id), this.keys.approvals], args));
+    if (created !== 1) throw new TypeError(`approval ${stored.id} exists already`);
+    return stored;
+  }
+
+  async getApproval(id: string, now: number): Promise<Approval | null> {
+    const fields = await guarded('read approval', () => this.client.hgetall(this.keys.approval(id)));
+    const approval = approvalFromRecord(fields);
+    return approval && approvalAt(approval, now);
+  }
+
+  async listApprovals(now: number, status?: ApprovalStatus): Promise<Approval[]> {
+    const ids = await guarded('list approvals', () => this.client.zrevrange(this.keys.approvals, 0, APPROVAL_LIST_LIMIT - 1));
+    if (ids.length === 0) return [];
+    const replies = (await guarded('list approvals', () => HGETALL_EACH.run(this.client, ids.map((id) => this.keys.approval(id)), []))) as string[][];
+    const out: Approval[] = [];
+    // Ids whose approval is no longer kept are skipped (the list outlives some of its members).
+    for (const fields of replies) {
+      const approval = approvalFromRecord(pairsToRecord(fields));
+      if (approval === null) continue;
+      const current = approvalAt(approval, now);
+      if (status === undefined || current.status === status) out.push(current);
+    }
+    return out;
+  }
+
+  async decideApproval(id: string, decision: ApprovalDecision, by: string, now: number): Promise<DecideOutcome> {
+    if (!Number.isSafeInteger(now)) throw new TypeError('now must be integer epoch milliseconds');
+    const reply = (await guarded('decide approval', () =>
+      DECIDE_APPROVAL.run(this.client, [this.keys.approval(id), this.keys.feed], [decision, by, String(now), this.feedMaxLength]),
+    )) as [0] | [1, string[]] | [2, string[], string];
+    if (reply[0] === 0) return { outcome: 'unknown' };
+    const approval = approvalFromRecord(pairsToRecord(reply[1]));
+    // Defence in depth: the script only answers with a hash it just read.
+    if (approval === null) return { outcome: 'unknown' };
+    if (reply[0] === 1) return { outcome: 'conflict', approval: approvalAt(approval, now) };
+    return { outcome: 'decided', approval, event_id: String(reply[2]) };
+  }
+
+  async claimAuditEvent(id: string, ttlSeconds: number): Promise<boolean> {
+    const reply = await guarded('claim audit event', () => this.client.set(this.keys.auditEvent(id), '1', 'EX', wholeSeconds(ttlSeconds), 'NX'));
+    return reply === 'OK';
   }
 
   async ping(): Promise<void> {
@@ -554,14 +669,60 @@ function pairsToRecord(fields: string[]): Record<string, string> {
 const KINDS: ReadonlySet<string> = new Set<RevocationKind>(['jti', 'job', 'sub']);
 
 /**
- * A stored revocation or feed event, or null when there is none or its `until` has passed.
- * Redis drops the key at `until` itself; checking again here is defence in depth.
+ * A stored revocation or a revocation's feed entry, or null when there is none or its `until`
+ * has passed. Redis drops the key at `until` itself; checking again here is defence in depth.
  */
 function liveRevocation(fields: Record<string, string>, now: number): Revocation | null {
   const { id, kind, value, reason, at, until } = fields;
   if (id === undefined || kind === undefined || value === undefined || at === undefined || until === undefined || !KINDS.has(kind)) return null;
   const revocation: Revocation = { id, kind: kind as RevocationKind, value, reason: reason ?? '', at: Number(at), until: Number(until) };
   return revocation.until > now ? revocation : null;
+}
+
+/**
+ * A feed entry as an event, or null when it has expired or is not one we know. Entries without
+ * a `type` are revocations (the form they had before approvals joined the feed).
+ */
+function liveFeedEvent(id: string, fields: Record<string, string>, now: number): FeedEvent | null {
+  if (fields.type === 'approval') {
+    const approval = approvalFromRecord(fields);
+    return approval && approval.expires_at > now ? { type: 'approval', id, approval } : null;
+  }
+  if (fields.type !== undefined) return null;
+  const revocation = liveRevocation({ ...fields, id }, now);
+  return revocation && { type: 'revocation', id, revocation };
+}
+
+const APPROVAL_STATUSES: ReadonlySet<string> = new Set<ApprovalStatus>(['pending', 'approved', 'denied']);
+
+/** An approval as hash fields: every value a string, optional members only when present. */
+function approvalFields(a: Approval): string[] {
+  const out = [
+    'id', a.id, 'status', a.status, 'jti', a.jti, 'sub', a.sub, 'job_id', a.job_id, 'route', a.route, 'method', a.method,
+    'path', a.path, 'request_sha256', a.request_sha256, 'created_at', String(a.created_at), 'expires_at', String(a.expires_at),
+  ];
+  if (a.model !== undefined) out.push('model', a.model);
+  if (a.decided_by !== undefined) out.push('decided_by', a.decided_by);
+  if (a.decided_at !== undefined) out.push('decided_at', String(a.decided_at));
+  return out;
+}
+
+/** The approval stored in these hash fields (or a feed entry's), or null when it is not one. */
+function approvalFromRecord(f: Record<string, string>): Approval | null {
+  const { id, status, jti, sub, job_id, route, method, path, model, request_sha256, created_at, expires_at, decided_by, decided_at } = f;
+  if (
+    id === undefined || status === undefined || !APPROVAL_STATUSES.has(status) || jti === undefined || sub === undefined || job_id === undefined ||
+    route === undefined || method === undefined || path === undefined || request_sha256 === undefined || created_at === undefined || expires_at === undefined
+  ) {
+    return null;
+  }
+  return {
+    id, status: status as ApprovalStatus, jti, sub, job_id, route, method, path,
+    ...(model === undefined ? {} : { model }),
+    request_sha256, created_at: Number(created_at), expires_at: Number(expires_at),
+    ...(decided_by === undefined ? {} : { decided_by }),
+    ...(decided_at === undefined ? {} : { decided_at: Number(decided_at) }),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ describe('mintgate CLI', () => {
   it('lists every command in --help', async () => {
     const res = await runCli(['--help']);
     assert.equal(res.code, 0);
-    for (const command of ['serve', 'exchange', 'revoke', 'keys']) assert.match(res.stdout, new RegExp(`\\b${command}\\b`));
-    for (const command of ['serve', 'exchange', 'revoke', 'keys']) {
+    for (const command of ['serve', 'exchange', 'revoke', 'keys', 'approvals']) assert.match(res.stdout, new RegExp(`\\b${command}\\b`));
+    for (const command of ['serve', 'exchange', 'revoke', 'keys', 'approvals']) {
       const sub = await runCli([command, '--help']);
       assert.equal(sub.code, 0, command);
     }

@@ -86,11 +86,19 @@ describe('RedisStore', redisOptions, () => {
           60,
         );
         for (const kind of ['jti', 'job', 'sub'] as const) await store.revoke({ kind, value: `{${kind}}`, reason: '', at: now, until: now + 60_000 });
+        await store.createApproval({
+          id: 'apr_{x}', jti: 'j', sub: 's', job_id: 'j', route: 'r', method: 'POST', path: '/', request_sha256: '0'.repeat(64), created_at: now, expires_at: now + 60_000,
+        });
+        await store.decideApproval('apr_{x}', 'approved', 'alice', now);
+        await store.claimAuditEvent('{evt}', 60);
         const keys = (await raw.keys(`*${prefix}*`)).sort();
         assert.deepEqual(
           keys,
           [
             `${prefix}:claim:{sneaky}`,
+            `${prefix}:audit-seen:{evt}`,
+            `{${prefix}:rev}:approval:apr_{x}`,
+            `{${prefix}:rev}:approvals`,
             `{${prefix}:issued}:jti:j{1}`,
             `{${prefix}:issued}:job:job}{`,
             `{${prefix}:issued}:sub:repo:{acme}`,
@@ -128,6 +136,32 @@ describe('RedisStore', redisOptions, () => {
       }
     });
 
+    it('writes a decision and its feed event together; keeps an approval a day past its expiry', async () => {
+      const prefix = uniquePrefix();
+      const store = new RedisStore(await connect(server.url), prefix);
+      try {
+        const now = Date.now();
+        const approval = {
+          id: 'apr_0123456789abcdefghijkl', jti: 'j1', sub: 'alice', job_id: 'job-1', route: 'export', method: 'POST', path: '/v1/export',
+          request_sha256: 'f'.repeat(64), created_at: now, expires_at: now + 60_000,
+        };
+        await store.createApproval(approval);
+        const key = `{${prefix}:rev}:approval:${approval.id}`;
+        const ttl = await raw.pttl(key);
+        assert.ok(ttl > 60_000 + 86_400_000 - 5_000 && ttl <= 60_000 + 86_400_000, `ttl ${ttl}`);
+        assert.deepEqual(await raw.zrange(`{${prefix}:rev}:approvals`, '0', '-1', 'WITHSCORES'), [approval.id, String(now)]);
+        assert.equal(await raw.xlen(`{${prefix}:rev}:feed`), 0, 'creating puts nothing on the feed');
+        const decided = await store.decideApproval(approval.id, 'denied', 'bob', now + 5);
+        assert.equal(decided.outcome, 'decided');
+        assert.equal((await raw.hgetall(key)).status, 'denied');
+        const [[id, fields]] = (await raw.xrange(`{${prefix}:rev}:feed`, '-', '+')) as [[string, string[]]];
+        assert.equal(id, decided.outcome === 'decided' ? decided.event_id : '');
+        assert.deepEqual(fields.slice(0, 4), ['type', 'approval', 'until', String(now + 60_000)]);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('indexes issued tokens by job and by subject, until they expire', async () => {
       const prefix = uniquePrefix();
       const store = new RedisStore(await connect(server.url), prefix);
@@ -154,7 +188,7 @@ describe('RedisStore', redisOptions, () => {
         await sleep(1_100);
         const kept = await store.revoke({ kind: 'jti', value: 'long', reason: '', at: Date.now(), until: Date.now() + 60_000 });
         assert.equal(await raw.xlen(`{${prefix}:rev}:feed`), 1);
-        assert.deepEqual(await store.revocationsAfter(null, 10), [kept]);
+        assert.deepEqual(await store.feedAfter(null, 10), [{ type: 'revocation', id: kept.id, revocation: kept }]);
       } finally {
         await store.close();
       }
@@ -205,7 +239,7 @@ describe('RedisStore', redisOptions, () => {
 
         down.kill();
         await sleep(100);
-        for (const op of [() => store.ping(), () => store.claimAssertion('during', 60), () => store.revocationsAfter(null, 10)]) {
+        for (const op of [() => store.ping(), () => store.claimAssertion('during', 60), () => store.feedAfter(null, 10)]) {
           const started = Date.now();
           await assert.rejects(op(), StoreUnavailable);
           assert.ok(Date.now() - started < 2_500, `failed after ${Date.now() - started} ms`);

@@ -78,10 +78,18 @@ describe('RedisStore on Redis Cluster (3 masters)', topologyTestOptions(), () =>
           revoked[0],
           'one script reads the job, subject and every ancestor revocation',
         );
-        assert.deepEqual(await store.revocationsAfter(null, 10), revoked);
+        assert.deepEqual(await store.feedAfter(null, 10), revoked.map((r) => ({ type: 'revocation', id: r.id, revocation: r })));
+        await store.createApproval({
+          id: 'apr_{a}', jti: 'j', sub: 's', job_id: 'j', route: 'r', method: 'POST', path: '/', request_sha256: '0'.repeat(64), created_at: now, expires_at: now + 60_000,
+        });
+        assert.equal((await store.decideApproval('apr_{a}', 'approved', 'alice', now)).outcome, 'decided', 'the decision and its feed event, in one script');
+        assert.equal((await store.listApprovals(now)).length, 1);
 
         const issuedKeys = [`{${prefix}:issued}:jti:j{1}`, `{${prefix}:issued}:job:job}{`, `{${prefix}:issued}:sub:repo:{acme}`];
-        const revKeys = [`{${prefix}:rev}:feed`, `{${prefix}:rev}:jti:{jti}`, `{${prefix}:rev}:job:{job}`, `{${prefix}:rev}:sub:{sub}`];
+        const revKeys = [
+          `{${prefix}:rev}:feed`, `{${prefix}:rev}:jti:{jti}`, `{${prefix}:rev}:job:{job}`, `{${prefix}:rev}:sub:{sub}`,
+          `{${prefix}:rev}:approval:apr_{a}`, `{${prefix}:rev}:approvals`,
+        ];
         for (const group of [issuedKeys, revKeys]) {
           const slots = new Set(await Promise.all(group.map((k) => raw.cluster('KEYSLOT', k))));
           assert.equal(slots.size, 1, `one slot for ${group.join(', ')}`);
@@ -108,7 +116,7 @@ describe('RedisStore on Redis Cluster (3 masters)', topologyTestOptions(), () =>
       }
     });
 
-    it('waitForRevocations: a blocking XREAD on a Cluster connection of its own wakes up for another broker\'s revocation', async () => {
+    it('waitForFeed: a blocking XREAD on a Cluster connection of its own wakes up for another broker\'s revocation', async () => {
       const prefix = uniquePrefix();
       const follower = new RedisStore(await connect(cluster.url), prefix);
       const other = new RedisStore(await connect(cluster.url), prefix);
@@ -118,21 +126,21 @@ describe('RedisStore on Redis Cluster (3 masters)', topologyTestOptions(), () =>
         // connection stays free (a ping during the block answers at once).
         let cursor = first.id;
         for (let round = 0; round < 3; round++) {
-          const waiting = follower.waitForRevocations(cursor, 10, 1_400);
+          const waiting = follower.waitForFeed(cursor, 10, 1_400);
           await sleep(150);
           const pingStarted = Date.now();
           await follower.ping();
           assert.ok(Date.now() - pingStarted < 200, 'the main connection is not blocked');
           const made = await other.revoke({ kind: 'job', value: `job-${round}`, reason: 'r', at: Date.now(), until: Date.now() + 60_000 });
           const woke = Date.now();
-          assert.deepEqual(await waiting, [made]);
+          assert.deepEqual(await waiting, [{ type: 'revocation', id: made.id, revocation: made }]);
           assert.ok(Date.now() - woke < 1_000, 'woken by the event, not by the timeout');
           cursor = made.id;
         }
         const started = Date.now();
-        assert.deepEqual(await follower.waitForRevocations(cursor, 10, 400), []);
+        assert.deepEqual(await follower.waitForFeed(cursor, 10, 400), []);
         assert.ok(Date.now() - started >= 350, 'an empty wait lasts about waitMs');
-        assert.deepEqual(await follower.waitForRevocations(null, 10, 400), await other.revocationsAfter(null, 10));
+        assert.deepEqual(await follower.waitForFeed(null, 10, 400), await other.feedAfter(null, 10));
       } finally {
         await follower.close();
         await other.close();
