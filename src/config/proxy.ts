@@ -97,7 +97,8 @@ const fileSchema = z.strictObject({
   record: z
     .strictObject({
       bodies: z.boolean().default(true),
-      max_bytes: z.number().int().nonnegative().max(16 * 1024 * 1024).default(65536),
+      // Per body; a record must fit the broker's 256 KiB per event with both bodies masked.
+      max_bytes: z.number().int().nonnegative().max(65536, 'at most 65536 (a record must fit the broker audit event cap)').default(65536),
       spool_dir: nonEmpty.default('spool'),
     })
     .default({ bodies: true, max_bytes: 65536, spool_dir: 'spool' }),

@@ -35,6 +35,8 @@ export interface AuditSpoolOptions {
   log: Logger;
   /** Events per shipped batch (default 500, the broker's cap). */
   batchSize?: number;
+  /** Bytes of JSON per shipped batch, at most (default 3 MiB; the broker takes 4 MiB). */
+  batchBytes?: number;
   /** Ms between shipping rounds (default 1,000). */
   intervalMs?: number;
   /** A spool file is closed at this size (default 1 MiB). */
@@ -56,10 +58,12 @@ export class AuditSpool {
   private failures = 0;
   private nextAttemptAt = 0;
   private readonly batchSize: number;
+  private readonly batchBytes: number;
   private readonly segmentBytes: number;
 
   constructor(private readonly opts: AuditSpoolOptions) {
     this.batchSize = opts.batchSize ?? 500;
+    this.batchBytes = opts.batchBytes ?? 3 * 1024 * 1024;
     this.segmentBytes = opts.segmentBytes ?? 1024 * 1024;
   }
 
@@ -146,7 +150,7 @@ export class AuditSpool {
       );
       let done = this.shippedLines.get(name) ?? 0;
       while (done < events.length) {
-        const batch = events.slice(done, done + this.batchSize);
+        const batch = this.nextBatch(events, done);
         const outcome = await this.post(batch);
         if (outcome === 'retry') {
           this.failures += 1;
@@ -170,6 +174,19 @@ export class AuditSpool {
       this.shippedLines.delete(name);
       await unlink(path).catch(() => undefined);
     }
+  }
+
+  /** Events from `from` on, up to the broker's caps (count and bytes; at least one event). */
+  private nextBatch(events: Array<{ line: string; event: unknown }>, from: number): unknown[] {
+    const batch: unknown[] = [];
+    let bytes = 0;
+    for (let i = from; i < events.length && batch.length < this.batchSize; i++) {
+      const { line, event } = events[i]!;
+      if (batch.length > 0 && bytes + line.length > this.batchBytes) break;
+      bytes += line.length + 1;
+      batch.push(event);
+    }
+    return batch;
   }
 
   private async post(events: unknown[]): Promise<'ok' | 'retry' | 'rejected'> {
@@ -197,12 +214,12 @@ export class AuditSpool {
   }
 }
 
-function parseLines(text: string, onBad: (lineNo: number) => void): unknown[] {
-  const out: unknown[] = [];
+function parseLines(text: string, onBad: (lineNo: number) => void): Array<{ line: string; event: unknown }> {
+  const out: Array<{ line: string; event: unknown }> = [];
   text.split('\n').forEach((line, i) => {
     if (line === '') return;
     try {
-      out.push(JSON.parse(line));
+      out.push({ line, event: JSON.parse(line) });
     } catch {
       onBad(i + 1);
     }

@@ -25,6 +25,13 @@ describe('proxy config', () => {
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]));
   });
 
+  for (const example of ['examples/dev/proxy.yaml', 'examples/compose/proxy.yaml']) {
+    it(`loads ${example}`, () => {
+      const config = loadProxyConfigFile(example, { env });
+      assert.ok(config.routes.some((r) => r.approval) && config.routes.some((r) => r.block) && config.routes.some((r) => r.mask.length === 10));
+    });
+  }
+
   it('applies defaults', () => {
     const config = buildProxyConfig(minimal, { env });
     assert.equal(config.port, 8081);

@@ -72,6 +72,19 @@ describe('audit spool', () => {
     assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.jsonl')), []);
   });
 
+  it('keeps each batch under the byte cap (records with bodies are large)', async () => {
+    receiver.batches.length = 0;
+    const s = new AuditSpool({ dir, broker: receiver.url, credential: 'cred', dispatcher: agent, log, intervalMs: 50, batchBytes: 400 });
+    await s.start();
+    for (let i = 40; i < 45; i++) s.append({ ...record(i), details: { body: 'x'.repeat(150) } });
+    await s.shipNow(true);
+    assert.equal(s.backlog, 0);
+    assert.deepEqual(shipped(), ['ev-40', 'ev-41', 'ev-42', 'ev-43', 'ev-44']);
+    assert.ok(receiver.batches.every((b) => JSON.stringify(b.events).length <= 400 + 10), 'every batch within the cap');
+    assert.ok(receiver.batches.length >= 3);
+    await s.stop();
+  });
+
   it('keeps everything through a receiver outage and ships it, in order, once back', async () => {
     receiver.batches.length = 0;
     receiver.answer = 503;
