@@ -3,11 +3,9 @@
  * Unknown keys, bad values and impossible combinations stop start-up with a message that
  * names the key (`ConfigError`). Durations are held in seconds from here on.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
+import { ConfigError, deepFreeze, duration, parseConfig, readYamlFile } from './common.js';
 
 /** express "trust proxy" entries: an address, a CIDR, or one of the named ranges. */
 function isProxySpec(text: string): boolean {
@@ -18,20 +16,7 @@ function isProxySpec(text: string): boolean {
   return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128));
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-const duration = z.string().transform((text, ctx) => {
-  try {
-    const seconds = parseDuration(text);
-    if (seconds <= 0) throw new Error('must be longer than 0s');
-    return seconds;
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+export { ConfigError };
 
 const nonEmpty = z.string().trim().min(1, 'must not be empty');
 const name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'use 1-64 of A-Z a-z 0-9 _ . -');
@@ -128,38 +113,14 @@ export interface LoadOptions {
 
 /** Reads and validates a config file. */
 export function loadBrokerConfigFile(path: string, opts: LoadOptions = {}): BrokerConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? err})`);
-  }
-  let raw: unknown;
-  try {
-    // uniqueKeys (the default) makes a repeated key an error rather than a silent overwrite.
-    raw = parseYaml(text, { uniqueKeys: true }) ?? {};
-  } catch (err) {
-    throw new ConfigError(`${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
-  return buildBrokerConfig(raw, { ...opts, source: path });
+  return buildBrokerConfig(readYamlFile(path), { ...opts, source: path });
 }
 
 /** Validates an already-parsed config object (also used for the generated dev config). */
 export function buildBrokerConfig(raw: unknown, opts: LoadOptions = {}): BrokerConfig {
   const env = opts.env ?? process.env;
   const source = opts.source ?? 'config';
-  const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
-      const at = formatPath(issue.path);
-      if (issue.code === 'unrecognized_keys') {
-        return `${[at, ...issue.keys].filter(Boolean).join('.')}: unknown key`;
-      }
-      return `${at || '(top level)'}: ${issue.message}`;
-    });
-    throw new ConfigError(`${source}: ${lines.join('; ')}`);
-  }
-  const file = parsed.data;
+  const file = parseConfig(fileSchema, raw, source);
 
   const host = opts.host ?? env.HOST ?? '127.0.0.1';
   const port = opts.port ?? (env.PORT ? Number(env.PORT) : 8080);
@@ -228,16 +189,4 @@ function decodeKek(text: string): Uint8Array {
   const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   if (bytes.length !== 32) throw new ConfigError('MINTGATE_KEK: must be base64 or base64url of exactly 32 random bytes');
   return new Uint8Array(bytes);
-}
-
-function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), '');
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !(value instanceof Uint8Array)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

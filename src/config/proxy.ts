@@ -4,24 +4,10 @@
  * message naming the key. Durations are held in seconds; patterns are compiled here, so a bad
  * one is a start-up error, never a request-time one.
  */
-import { readFileSync } from 'node:fs';
 import { RE2JS } from 're2js';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DETECTOR_TYPES } from '../proxy/mask/detectors.js';
-import { ConfigError } from './broker.js';
-import { parseDuration } from './duration.js';
-
-const duration = z.string().transform((text, ctx) => {
-  try {
-    const seconds = parseDuration(text);
-    if (seconds <= 0) throw new Error('must be longer than 0s');
-    return seconds;
-  } catch (err) {
-    ctx.addIssue({ code: 'custom', message: (err as Error).message });
-    return z.NEVER;
-  }
-});
+import { ConfigError, deepFreeze, duration, parseConfig, readYamlFile } from './common.js';
 
 const nonEmpty = z.string().trim().min(1, 'must not be empty');
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
@@ -139,34 +125,13 @@ export interface ProxyLoadOptions {
 
 /** Reads and validates a proxy config file. */
 export function loadProxyConfigFile(path: string, opts: ProxyLoadOptions = {}): ProxyConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? err})`);
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { uniqueKeys: true }) ?? {};
-  } catch (err) {
-    throw new ConfigError(`${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
-  }
-  return buildProxyConfig(raw, { ...opts, source: path });
+  return buildProxyConfig(readYamlFile(path), { ...opts, source: path });
 }
 
 export function buildProxyConfig(raw: unknown, opts: ProxyLoadOptions = {}): ProxyConfig {
   const env = opts.env ?? process.env;
   const source = opts.source ?? 'proxy config';
-  const parsed = fileSchema.safeParse(raw);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
-      const at = formatPath(issue.path);
-      if (issue.code === 'unrecognized_keys') return `${[at, ...issue.keys].filter(Boolean).join('.')}: unknown key`;
-      return `${at || '(top level)'}: ${issue.message}`;
-    });
-    throw new ConfigError(`${source}: ${lines.join('; ')}`);
-  }
-  const file = parsed.data;
+  const file = parseConfig(fileSchema, raw, source);
   const fail = (msg: string): never => {
     throw new ConfigError(`${source}: ${msg}`);
   };
@@ -205,17 +170,4 @@ export function buildProxyConfig(raw: unknown, opts: ProxyLoadOptions = {}): Pro
     logLevel: env.LOG_LEVEL ?? 'info',
   };
   return deepFreeze(config);
-}
-
-function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), '');
-}
-
-/** Freezes plain config data; compiled patterns are left as they are (they keep match state). */
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && (Array.isArray(value) || Object.getPrototypeOf(value) === Object.prototype)) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }
