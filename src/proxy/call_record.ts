@@ -41,11 +41,20 @@ export class CallRecorder {
   private responseKept = 0;
   private readonly keep: number;
 
+  /** What the response still needs masked for the record, given what the route masked already. */
+  private responsePolicy: MaskPolicy;
+
   constructor(
     config: ProxyConfig['record'],
     private readonly requestType: string | undefined,
   ) {
     this.keep = config.bodies ? config.max_bytes : 0;
+    this.responsePolicy = RECORD_POLICY;
+  }
+
+  /** The route masks the response with `policy`: the record need not do that work again. */
+  responseMaskedWith(policy: MaskPolicy | null): void {
+    if (policy) this.responsePolicy = remainder(RECORD_POLICY, policy);
   }
 
   requestBody(chunk: Buffer): void {
@@ -73,8 +82,8 @@ export class CallRecorder {
     if (o.token) details.client_id = o.token.client_id;
     if (o.approvalId) details.approval_id = o.approvalId;
     if (this.keep > 0) {
-      if (this.requestKept > 0) details.request_body = maskedText(this.requestChunks, this.requestType, this.bytesIn > this.requestKept);
-      if (this.responseKept > 0) details.response_body = maskedText(this.responseChunks, o.responseType, o.bytesOut > this.responseKept);
+      if (this.requestKept > 0) details.request_body = maskedText(RECORD_POLICY, this.requestChunks, this.requestType, this.bytesIn > this.requestKept);
+      if (this.responseKept > 0) details.response_body = maskedText(this.responsePolicy, this.responseChunks, o.responseType, o.bytesOut > this.responseKept);
     }
     return {
       id: o.id,
@@ -93,9 +102,19 @@ function keepPart(chunk: Uint8Array, into: Buffer[], room: number): number {
   return part.length;
 }
 
-/** The kept bytes, masked with every detector; a binary body is described, not kept. */
-function maskedText(chunks: Buffer[], contentType: string | undefined, truncated: boolean): { text: string; truncated: boolean } | { omitted: string } {
-  const masker = createBodyMasker(RECORD_POLICY, contentType ?? 'text/plain');
+/** The part of `all` that `done` did not cover. */
+function remainder(all: MaskPolicy, done: MaskPolicy): MaskPolicy {
+  const fields = new Set(done.fields.map((f) => f.toLowerCase()));
+  return { types: all.types.filter((t) => !done.types.includes(t)), fields: all.fields.filter((f) => !fields.has(f)) };
+}
+
+/** The kept bytes, masked with `policy`; a binary body is described, not kept. */
+function maskedText(policy: MaskPolicy, chunks: Buffer[], contentType: string | undefined, truncated: boolean): { text: string; truncated: boolean } | { omitted: string } {
+  const text = (): string => Buffer.concat(chunks).toString('utf8');
+  if (policy.types.length === 0 && policy.fields.length === 0) {
+    return /^(text\/|application\/([a-z.+-]*\+)?json\b)/i.test(contentType ?? 'text/plain') ? { text: text(), truncated } : { omitted: `${contentType} body not recorded` };
+  }
+  const masker = createBodyMasker(policy, contentType ?? 'text/plain');
   if (!masker) return { omitted: `${contentType ?? 'unknown'} body not recorded` };
   const parts = chunks.map((c) => masker.write(c));
   parts.push(masker.end());

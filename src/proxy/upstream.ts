@@ -12,6 +12,8 @@ import { BadGateway } from './errors.js';
 import { createBodyMasker, type MaskCounts, type MaskPolicy } from './mask/index.js';
 import type { VerifiedToken } from './token_verifier.js';
 
+const EMPTY = new Uint8Array(0);
+
 /** RFC 9110 7.6.1 hop-by-hop fields, plus ones a proxy must not pass on. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'expect', 'http2-settings']);
 /** The client's credentials for the proxy, and identity headers only the proxy may set. */
@@ -92,7 +94,10 @@ export class Upstream {
       }
       source = Readable.from(upstream.body).pipe(decoder);
     }
-    res.writeHead(upstream.statusCode, this.responseHeaders(upstream.headers, masker !== null));
+    // Implicit headers: they leave with the first body bytes, and a body that comes out whole
+    // (a masked JSON answer) leaves in one write with its Content-Length.
+    res.statusCode = upstream.statusCode;
+    for (const [name, value] of Object.entries(this.responseHeaders(upstream.headers, masker !== null))) res.setHeader(name, value!);
     let bytesOut = 0;
     const send = async (chunk: Uint8Array): Promise<void> => {
       if (chunk.length === 0) return;
@@ -102,11 +107,12 @@ export class Upstream {
     };
     try {
       for await (const chunk of source) await send(masker ? masker.write(chunk) : chunk);
-      if (masker) await send(masker.end());
-      res.end();
+      const tail = masker ? masker.end() : EMPTY;
+      bytesOut += tail.length;
+      if (tail.length > 0) f.onBody?.(tail);
+      res.end(tail);
     } catch (err) {
       res.destroy(err as Error);
-      return { status: upstream.statusCode, bytesOut, masked: masker?.counts ?? {} };
     }
     return { status: upstream.statusCode, bytesOut, masked: masker?.counts ?? {} };
   }
