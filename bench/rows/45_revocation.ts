@@ -45,6 +45,11 @@ const PROBE_PATH = '/bench/revocation-probe';
 interface Trial {
   /** ms from sending the revocation to the last proxy's first 401. */
   lastMs: number;
+  /**
+   * The lower bound for the same: the latest of the proxies' last accepted polls (403), in ms to
+   * when it was sent. Every proxy refused by some moment between this and `lastMs`.
+   */
+  lastLowerMs: number;
   /** Per proxy, ms to its first 401. */
   perProxyMs: number[];
   /** ms until the broker's 201 arrived. */
@@ -80,6 +85,7 @@ export async function measure(ctx: BenchContext): Promise<MeasuredRow[]> {
     const sorted = (xs: number[]) => Float64Array.from(xs).sort();
     const last = sorted(timed.map((t) => t.lastMs));
     const revoke = sorted(timed.map((t) => t.revokeMs));
+    const lower = sorted(timed.map((t) => t.lastLowerMs));
     const polls = sorted(timed.flatMap((t) => t.polls));
     const p50 = percentile(last, 0.5);
     const p99 = percentile(last, 0.99);
@@ -99,6 +105,11 @@ export async function measure(ctx: BenchContext): Promise<MeasuredRow[]> {
           untimed_trials: WARMUP_TRIALS,
           proxies: PROXIES,
           max_ms: round(last[last.length - 1] ?? Number.NaN, 3),
+          lower_bound: {
+            what: 'ms to sending the latest poll a proxy still accepted (403): every proxy refused by a moment between this and the value',
+            p50_ms: round(percentile(lower, 0.5), 3),
+            p99_ms: round(percentile(lower, 0.99), 3),
+          },
           per_proxy: Array.from({ length: PROXIES }, (_, i) => {
             const mine = sorted(timed.map((t) => t.perProxyMs[i]!));
             return { p50_ms: round(percentile(mine, 0.5), 3), p99_ms: round(percentile(mine, 0.99), 3) };
@@ -148,9 +159,9 @@ async function runTrial(
     });
   const polled = pools.map((pool) => pollUntilRefused(pool, token, started));
   let revokeMs: number;
-  let outcomes: Array<{ ms: number; polls: number }>;
+  let outcomes: Outcome[];
   try {
-    [revokeMs, ...outcomes] = (await Promise.all([revoked, ...polled])) as [number, ...Array<{ ms: number; polls: number }>];
+    [revokeMs, ...outcomes] = (await Promise.all([revoked, ...polled])) as [number, ...Outcome[]];
   } catch (err) {
     return (err as Error).message;
   }
@@ -159,15 +170,27 @@ async function runTrial(
     const after = await chatOnce(p.url, token);
     if (after.status !== 401) return `proxy ${i + 1} answered ${after.status} to the chat request after refusing the probe`;
   }
-  return { lastMs: Math.max(...outcomes.map((o) => o.ms)), perProxyMs: outcomes.map((o) => o.ms), revokeMs, polls: outcomes.map((o) => o.polls) };
+  // Every proxy refused within (its lowerMs, its ms), so all of them within (max lowerMs, max ms).
+  return { lastMs: Math.max(...outcomes.map((o) => o.ms)), lastLowerMs: Math.max(...outcomes.map((o) => o.lowerMs)), perProxyMs: outcomes.map((o) => o.ms), revokeMs, polls: outcomes.map((o) => o.polls) };
 }
 
-/** Polls until a 401; ms from `started` to that answer, and how many polls it took. */
-async function pollUntilRefused(pool: Pool, token: string, started: number): Promise<{ ms: number; polls: number }> {
+interface Outcome {
+  /** ms from `started` to the first 401 answer. */
+  ms: number;
+  /** ms from `started` to sending the last poll answered 403 (0 when the first poll was refused). */
+  lowerMs: number;
+  polls: number;
+}
+
+/** Polls until a 401: when it came, when the last accepted poll left, and how many polls it took. */
+async function pollUntilRefused(pool: Pool, token: string, started: number): Promise<Outcome> {
+  let acceptedSentMs = 0;
   for (let polls = 1; ; polls++) {
+    const sentMs = performance.now() - started;
     const status = await get(pool, token);
     const ms = performance.now() - started;
-    if (status === 401) return { ms, polls };
+    if (status === 401) return { ms, lowerMs: acceptedSentMs, polls };
+    acceptedSentMs = sentMs;
     if (status !== 403) throw new Error(`a poll answered ${status}, expected 403 (still accepted) or 401 (refused)`);
     if (ms > TRIAL_TIMEOUT_MS) throw new Error(`a proxy still accepted the token ${TRIAL_TIMEOUT_MS} ms after the revocation`);
     await new Promise((resolve) => setTimeout(resolve, POLL_SPACING_MS));
