@@ -16,11 +16,14 @@
  * - "proxy → upstream, masking off": the same route without `mask` and `mask_fields`, in a fresh
  *   proxy process.
  *
- * Every target gets the same bytes: `POST /v1/chat/completions`, about 180 bytes of JSON, with
+ * Every target gets the same bytes: `POST /v1/chat/completions`, 166 bytes of JSON, with
  * the job token in `Authorization` (the upstream and nginx ignore it); the answer is the demo
- * model's non-stream `chat.completion`, about 1.4 KB of JSON planting one fake secret of each
+ * model's non-stream `chat.completion`, about 1.1 KB of JSON (`details.answer_bytes`) planting one fake secret of each
  * mask type. autocannon runs in this process, as for every other row: it is the only work this
- * process does during a timed run, and `details.cpu_cores` shows what each process used.
+ * process does during a timed run, and `details.cpu_cores` shows what each process used (on two
+ * cores the load generator, the upstream and the proxy under test share them; other work on the
+ * machine shows as a total well under 2). `details.req_per_cpu_second` is the rate per core of
+ * CPU the process under test used, which moves much less with such other work than the rate.
  *
  * Two runs per target, after a warm-up:
  * - throughput: `BENCH_CONNECTIONS` (default 32) keep-alive connections, closed loop, for
@@ -52,6 +55,7 @@ export const ADDED_P50_ROW_NAME = 'proxy added p50 (verification + masking on)';
 export const ADDED_P99_ROW_NAME = 'proxy added p99 (verification + masking on)';
 
 interface TargetRun {
+  subject: string;
   throughput: LoadResult;
   latency: LoadResult;
   latencyConnections: number;
@@ -74,6 +78,7 @@ export async function measure(ctx: BenchContext): Promise<MeasuredRow[]> {
       tag: 'direct',
       url: stack.upstreamUrl,
       pids: common,
+      subject: 'upstream',
       check: (token) => checkTarget(DIRECT_ROW_NAME, stack.upstreamUrl, token, 'plain', false),
       latencyConnections,
     });
@@ -99,6 +104,7 @@ export async function measure(ctx: BenchContext): Promise<MeasuredRow[]> {
           tag: 'nginx',
           url: nginx.url,
           pids: { ...common, 'nginx worker': nginx.workerPid },
+          subject: 'nginx worker',
           check: (token) => checkTarget(NGINX_ROW_NAME, nginx.url, token, 'plain', false),
           latencyConnections,
         });
@@ -127,6 +133,7 @@ export async function measure(ctx: BenchContext): Promise<MeasuredRow[]> {
         tag: 'node pass-through',
         url: floor.info.url,
         pids: { ...common, 'node pass-through': floor.pid },
+        subject: 'node pass-through',
         check: (token) => checkTarget(FLOOR_ROW_NAME, floor.info.url, token, 'plain', false),
         latencyConnections,
         profile: floor,
@@ -152,6 +159,7 @@ export async function measure(ctx: BenchContext): Promise<MeasuredRow[]> {
           tag: mask ? 'proxy (mask)' : 'proxy (no mask)',
           url: proxy.url,
           pids: { ...common, 'mintgate proxy': proxy.child.pid },
+          subject: 'mintgate proxy',
           check: (token) => checkTarget(mask ? MASKED_ROW_NAME : UNMASKED_ROW_NAME, proxy.url, token, mask ? 'masked' : 'plain', true),
           latencyConnections,
           profile: proxy.child,
@@ -220,6 +228,8 @@ interface TargetSpec {
   url: string;
   /** The processes whose CPU use the row reports (besides this one). */
   pids: Record<string, number>;
+  /** Which of `pids` is under test (its req/s per core of CPU goes into the row). */
+  subject: string;
   /** Checks the target answers right, with this token, before any load. */
   check: (token: string) => Promise<void>;
   latencyConnections: number;
@@ -248,6 +258,7 @@ async function measureTarget(ctx: BenchContext, stack: ProxyStack, spec: TargetS
     `proxy: ${spec.tag}: ${Math.round(throughput.rate)} req/s; latency run p50 ${latency.p50_ms.toFixed(3)} ms, p99 ${latency.p99_ms.toFixed(3)} ms`,
   );
   return {
+    subject: spec.subject,
     throughput,
     latency,
     latencyConnections: spec.latencyConnections,
@@ -280,6 +291,8 @@ function targetRow(ctx: BenchContext, name: string, run: TargetRun, note: string
       warm_up_steps: run.warmSteps,
       answer_bytes: run.answerBytes,
       cpu_cores: run.cores,
+      // Less sensitive to other work on the machine than the rate: what one core of it serves.
+      ...(run.cores[run.subject] ? { req_per_cpu_second: { process: run.subject, value: Math.round(t.rate / run.cores[run.subject]!) } } : {}),
       latency: {
         connections: run.latencyConnections,
         rate: Math.round(l.rate),

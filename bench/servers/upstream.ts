@@ -1,7 +1,7 @@
 /**
  * The upstream of the proxy rows, in its own process: the demo model server
  * (src/dev/demo_model.ts, `node:http` alone, OpenAI-style), keeping no request log. Its
- * `POST /v1/chat/completions` answer (non-stream) is about 1.4 KB of JSON whose reply text
+ * `POST /v1/chat/completions` answer (non-stream) is about 1.1 KB of JSON whose reply text
  * plants one fake secret of each of the ten mask types, so a masking proxy has work to do.
  */
 import { startDemoModelServer } from '../../src/dev/demo_model.js';
