@@ -17,6 +17,14 @@
  * The row "exchange (redis store)" starts a private redis-server (test/support/redis.ts) and fails
  * when there is none on PATH; it never uses a shared Redis.
  *
+ * The proxy rows (rows/40_proxy.ts) compare against nginx when `nginx` is on PATH (its row is a
+ * skipped note otherwise); BENCH_PROXY_LATENCY_CONNECTIONS (default 1) sets the connections of
+ * their latency runs. The revocation row (rows/45_revocation.ts) runs BENCH_REVOCATION_TRIALS
+ * (default 100, at least 50) trials.
+ *
+ *   npm run bench -- proxy            only the proxy rows
+ *   npm run bench -- revocation       only the revocation row
+ *
  * Adding a row: a file bench/rows/NN_name.ts exporting
  * `async function measure(ctx: BenchContext): Promise<MeasuredRow[]>` (see support/types.ts).
  */
@@ -111,9 +119,10 @@ async function main(): Promise<number> {
 
   console.log(formatTable(rows));
   const broken = rows.filter((r) => (r.problems?.length ?? 0) > 0);
+  for (const row of rows.filter(isSkipped)) console.log(`SKIPPED ${row.name}: ${row.note ?? '(no reason given)'}`);
   for (const row of broken) for (const p of row.problems!) console.log(`BROKEN  ${row.name}: ${p}`);
   for (const e of errors) console.log(`ERROR   ${e.module}: ${e.message}`);
-  console.log(`\nwritten ${out.slice(out.indexOf('bench/'))} (${((performance.now() - startedAt) / 1000).toFixed(0)} s)`);
+  console.log(`\nwritten ${out.slice(out.lastIndexOf('bench/results/'))} (${((performance.now() - startedAt) / 1000).toFixed(0)} s)`);
   return broken.length > 0 || errors.length > 0 ? 1 : 0;
 }
 
@@ -150,7 +159,8 @@ function tidy({ problems, ...row }: Row): Row {
   return {
     ...row,
     ...(problems && problems.length > 0 ? { problems } : {}),
-    value: round(row.value, 1),
+    // A value in milliseconds (an added latency, a revocation time) keeps microseconds.
+    value: round(row.value, row.unit === 'ms' ? 3 : 1),
     ...(row.p50_ms === undefined ? {} : { p50_ms: round(row.p50_ms, 3) }),
     ...(row.p99_ms === undefined ? {} : { p99_ms: round(row.p99_ms, 3) }),
   };
@@ -161,7 +171,7 @@ function formatTable(rows: Row[]): string {
   const lines: string[][] = [];
   for (const row of rows) {
     const broken = (row.problems?.length ?? 0) > 0;
-    const base = [row.name, `${formatValue(row.value)} ${row.unit}`, formatMs(row.p50_ms), formatMs(row.p99_ms)];
+    const base = [row.name, isSkipped(row) ? 'skipped' : `${formatValue(row.value)} ${row.unit}`, formatMs(row.p50_ms), formatMs(row.p99_ms)];
     const comparisons = row.comparisons ?? [];
     if (comparisons.length === 0) lines.push([...base, '', '', broken ? 'BROKEN' : '']);
     comparisons.forEach((c, i) => {
@@ -179,6 +189,11 @@ function formatTable(rows: Row[]): string {
       .join('  ')
       .trimEnd();
   return ['', fmt(header), widths.map((w) => '-'.repeat(w)).join('  '), ...lines.map(fmt), ''].join('\n');
+}
+
+/** A row that could not be measured here (e.g. nginx not installed): `details.skipped`, the reason in `note`. */
+function isSkipped(row: Row): boolean {
+  return row.details?.skipped === true;
 }
 
 function formatValue(n: number): string {

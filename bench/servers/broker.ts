@@ -10,6 +10,9 @@
  * would be and `store.kek` what `MINTGATE_KEK` would be, so replay claims, token records, rate
  * limit counters and the (encrypted) keystore all live there.
  *
+ * With `adminToken` the bootstrap admin secret (`MINTGATE_ADMIN_TOKEN`) is set: the proxy rows use
+ * it as the proxies' credential (revocation stream, audit shipping) and to revoke.
+ *
  * The rate limits per subject and per address are set out of reach (every request of the run
  * has the same subject and address, and the limits are not what is being measured) but not
  * off, so their counters are still paid for.
@@ -25,6 +28,8 @@ export interface BrokerSpec {
   trust: unknown[];
   /** A Redis store instead of the memory store: its URL and the keystore KEK (base64, 32 bytes). */
   store?: { url: string; kek: string };
+  /** The bootstrap admin secret (`MINTGATE_ADMIN_TOKEN`); without it `/admin/*` takes no secret. */
+  adminToken?: string;
 }
 
 await serveChild(async () => {
@@ -35,6 +40,7 @@ await serveChild(async () => {
     env.REDIS_URL = spec.store.url;
     env.MINTGATE_KEK = spec.store.kek;
   }
+  if (spec.adminToken) env.MINTGATE_ADMIN_TOKEN = spec.adminToken;
   const config = buildBrokerConfig(
     {
       issuer: `http://127.0.0.1:${port}`,

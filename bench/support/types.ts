@@ -35,7 +35,10 @@ export interface MeasuredRow {
   p99_ms?: number;
   /** One line on what exactly was measured (token format, connection count, ...). */
   note?: string;
-  /** Raw figures behind the value: counts, durations, settings. */
+  /**
+   * Raw figures behind the value: counts, durations, settings. `skipped: true` marks a row that
+   * could not be measured on this machine (its `note` says why); the table shows it as skipped.
+   */
   details?: Record<string, unknown>;
   /**
    * Anything that makes the figure untrustworthy (non-2xx answers, socket errors, a pool that
