@@ -76,12 +76,21 @@ export interface SseMaskerOptions {
   fastPath?: boolean;
 }
 
-export function createSseMasker(policy: MaskPolicy, options: SseMaskerOptions = {}): BodyMasker {
+/** Events by how their data was handled (for tests and the benchmark). */
+export interface SseStats {
+  /** Content chunks taken by the fast path. */
+  fast: number;
+  /** Data parsed as JSON (chat chunks of other shapes, other JSON). */
+  parsed: number;
+}
+
+export function createSseMasker(policy: MaskPolicy, options: SseMaskerOptions = {}): BodyMasker & { readonly stats: SseStats } {
   return new SseMasker(policy, options.fastPath ?? true);
 }
 
 class SseMasker implements BodyMasker {
   readonly counts: MaskCounts = {};
+  readonly stats: SseStats = { fast: 0, parsed: 0 };
   private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
   private readonly json: JsonValueMasker;
   private readonly fast: boolean;
@@ -200,6 +209,7 @@ class SseMasker implements BodyMasker {
     if (this.fast && only !== undefined && only.text.startsWith('data: {')) {
       const chunk = this.fastChunk(only.text.slice(6));
       if (chunk !== null) {
+        this.stats.fast++;
         out.push('data: ', chunk, only.eol);
         return;
       }
@@ -249,6 +259,7 @@ class SseMasker implements BodyMasker {
     } catch {
       return maskString(data, this.policy.types, this.counts);
     }
+    this.stats.parsed++;
     if (isObject(value) && Array.isArray(value.choices)) return this.chatChunk(value, value.choices);
     const scratch: MaskCounts = {};
     try {
