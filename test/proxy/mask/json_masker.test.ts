@@ -6,12 +6,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DETECTOR_TYPES } from '../../../src/proxy/mask/detectors.js';
-import { createBodyMasker } from '../../../src/proxy/mask/index.js';
+import { createBodyMasker, type MaskPolicy } from '../../../src/proxy/mask/index.js';
 import { createJsonMasker } from '../../../src/proxy/mask/json_masker.js';
 import { maskText } from '../../../src/proxy/mask/mask_text.js';
 import { drive, pieces } from './support.js';
 
-const POLICY = { types: DETECTOR_TYPES, fields: ['password', 'API_KEY', 'secret'] };
+const POLICY: MaskPolicy = { types: DETECTOR_TYPES, fields: ['password', 'API_KEY', 'secret'] };
 
 function maskJson(value: unknown, policy = POLICY, contentType = 'application/json') {
   const masker = createBodyMasker(policy, contentType)!;

@@ -218,9 +218,9 @@ const deltas = fc.tuple(fc.array(textPiece, { minLength: 1, maxLength: 8 }), fc.
 const shape = fc.record({
   role: fc.boolean(),
   logprobs: fc.boolean(),
-  fingerprint: fc.constantFrom(undefined, 'fp_44709d6fcb', 'fp jane.doe@example.com'),
+  fingerprint: fc.constantFrom<string | undefined>(undefined, 'fp_44709d6fcb', 'fp jane.doe@example.com'),
   usage: fc.constantFrom(undefined, null),
-  extraBefore: fc.constantFrom(undefined, { service_tier: 'default' }, { password: 'hunter2' }, { id: 'dup' }),
+  extraBefore: fc.constantFrom<Record<string, string> | undefined>(undefined, { service_tier: 'default' }, { password: 'hunter2' }, { id: 'dup' }),
 });
 
 function build(d: { deltas: string[] }, s: { role: boolean; logprobs: boolean; fingerprint: string | undefined; usage: null | undefined; extraBefore: Record<string, string> | undefined }, index: number): string[] {
