@@ -53,7 +53,7 @@ export function createJsonMasker(policy: MaskPolicy, limit = JSON_BUFFER_LIMIT):
       const scratch: MaskCounts = {};
       let out: string;
       try {
-        out = new JsonValueMasker(policy, scratch).serialize(value);
+        out = new JsonValueMasker(policy).serialize(value, scratch);
       } catch (err) {
         if (!(err instanceof RangeError)) throw err;
         return textOf(toText(), raw); // nesting deeper than the stack

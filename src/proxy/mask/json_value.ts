@@ -3,8 +3,8 @@
  * `mask_fields` (case-insensitive) has its value, whatever it is, replaced by `[MASKED:field]`;
  * every other string, and every key, goes through the detectors.
  */
-import { maskString } from './mask_string.js';
-import { addCount, FIELD_LABEL, type MaskCounts, type MaskPolicy } from './types.js';
+import { MAYBE_SECRET, maskString } from './mask_string.js';
+import { addCount, FIELD_LABEL, type MaskCounts, type MaskLabel, type MaskPolicy } from './types.js';
 
 const FIELD_JSON = JSON.stringify(FIELD_LABEL);
 
@@ -13,13 +13,23 @@ export class Released {
   constructor(readonly text: string) {}
 }
 
+/** Strings remembered per walker (keys, ids, model names repeat in every element or chunk). */
+const MEMO_ENTRIES = 512;
+/** Longest string remembered, in chars. */
+const MEMO_MAX_CHARS = 512;
+
+interface Memo {
+  text: string;
+  counts: Array<[MaskLabel, number]>;
+}
+
 export class JsonValueMasker {
   private readonly fields: ReadonlySet<string>;
+  private readonly memo = new Map<string, Memo>();
+  /** Where the current serialize() counts. */
+  private counts: MaskCounts = {};
 
-  constructor(
-    private readonly policy: MaskPolicy,
-    private readonly counts: MaskCounts,
-  ) {
+  constructor(private readonly policy: MaskPolicy) {
     this.fields = new Set(policy.fields.map((f) => f.toLowerCase()));
   }
 
@@ -30,13 +40,40 @@ export class JsonValueMasker {
 
   /**
    * The masked value as JSON text (what JSON.stringify would write for the masked value, with
-   * duplicate keys that masking may create kept apart). Throws RangeError on nesting too deep
-   * for the stack; callers fall back to text masking.
+   * duplicate keys that masking may create kept apart), counting into `counts`. Throws
+   * RangeError on nesting too deep for the stack; callers fall back to text masking (and should
+   * count into a scratch object until serialize returns).
    */
-  serialize(value: unknown): string {
+  serialize(value: unknown, counts: MaskCounts): string {
+    this.counts = counts;
+    return this.value(value);
+  }
+
+  /**
+   * maskString, remembered: the detectors cost microseconds even on a short string, and a
+   * stream's chunks repeat the same id, model and fingerprint in every event.
+   */
+  private mask(text: string): string {
+    if (this.policy.types.length === 0 || !MAYBE_SECRET.test(text)) return text;
+    const hit = this.memo.get(text);
+    if (hit !== undefined) {
+      for (const [label, n] of hit.counts) addCount(this.counts, label, n);
+      return hit.text;
+    }
+    const counts: MaskCounts = {};
+    const masked = maskString(text, this.policy.types, counts);
+    for (const [label, n] of Object.entries(counts) as Array<[MaskLabel, number]>) addCount(this.counts, label, n);
+    if (text.length <= MEMO_MAX_CHARS) {
+      if (this.memo.size >= MEMO_ENTRIES) this.memo.clear();
+      this.memo.set(text, { text: masked, counts: Object.entries(counts) as Array<[MaskLabel, number]> });
+    }
+    return masked;
+  }
+
+  private value(value: unknown): string {
     switch (typeof value) {
       case 'string':
-        return JSON.stringify(maskString(value, this.policy.types, this.counts));
+        return JSON.stringify(this.mask(value));
       case 'number':
         return this.number(value);
       case 'object':
@@ -44,7 +81,7 @@ export class JsonValueMasker {
         if (value instanceof Released) return JSON.stringify(value.text);
         if (Array.isArray(value)) {
           let out = '[';
-          for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + this.serialize(value[i]);
+          for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + this.value(value[i]);
           return `${out}]`;
         }
         return this.object(value as Record<string, unknown>);
@@ -58,13 +95,13 @@ export class JsonValueMasker {
     let out = '{';
     let first = true;
     for (const key of Object.keys(value)) {
-      out += `${first ? '' : ','}${JSON.stringify(maskString(key, this.policy.types, this.counts))}:`;
+      out += `${first ? '' : ','}${JSON.stringify(this.mask(key))}:`;
       first = false;
       if (this.isField(key)) {
         addCount(this.counts, 'field');
         out += FIELD_JSON;
       } else {
-        out += this.serialize(value[key]);
+        out += this.value(value[key]);
       }
     }
     return `${out}}`;
@@ -78,7 +115,7 @@ export class JsonValueMasker {
   private number(n: number): string {
     const text = JSON.stringify(n);
     if (!Number.isSafeInteger(n) || Math.abs(n) < 1e8 || this.policy.types.length === 0) return text;
-    const masked = maskString(text, this.policy.types, this.counts);
+    const masked = this.mask(text);
     return masked === text ? text : JSON.stringify(masked);
   }
 }

@@ -112,7 +112,7 @@ class SseMasker implements BodyMasker {
     private readonly policy: MaskPolicy,
     fastPath: boolean,
   ) {
-    this.json = new JsonValueMasker(policy, this.counts);
+    this.json = new JsonValueMasker(policy);
     this.fast = fastPath && !FAST_PATH_KEYS.some((k) => this.json.isField(k));
   }
 
@@ -263,7 +263,7 @@ class SseMasker implements BodyMasker {
     if (isObject(value) && Array.isArray(value.choices)) return this.chatChunk(value, value.choices);
     const scratch: MaskCounts = {};
     try {
-      const out = new JsonValueMasker(this.policy, scratch).serialize(value);
+      const out = this.json.serialize(value, scratch);
       this.merge(scratch);
       return out;
     } catch (err) {
@@ -324,7 +324,7 @@ class SseMasker implements BodyMasker {
       }
     }
     this.model = chunk;
-    return this.json.serialize(chunk);
+    return this.json.serialize(chunk, this.counts);
   }
 
   /** Adds what a choice's maskers still hold to its chunk (the choice finished). */
@@ -366,7 +366,7 @@ class SseMasker implements BodyMasker {
     this.choices.clear();
     if (choices.length === 0) return;
     const model = this.modelMembers();
-    out.push(`data: {${model}${model === '' ? '' : ','}"choices":${this.json.serialize(choices)}}`, this.eol, this.eol);
+    out.push(`data: {${model}${model === '' ? '' : ','}"choices":${this.json.serialize(choices, this.counts)}}`, this.eol, this.eol);
   }
 
   /** The last chunk's id, object, created, model and system_fingerprint, masked, as JSON members (not counted again). */
@@ -381,7 +381,7 @@ class SseMasker implements BodyMasker {
     }
     const picked: Json = {};
     for (const k of MODEL_FIELDS) if (Object.hasOwn(source, k)) picked[k] = source[k];
-    return new JsonValueMasker(this.policy, {}).serialize(picked).slice(1, -1);
+    return this.json.serialize(picked, {}).slice(1, -1);
   }
 
   /**
@@ -417,9 +417,8 @@ class SseMasker implements BodyMasker {
     // Duplicate keys collapse when parsed, and a second `choices` would be the one a client reads.
     if (headKeys.length + tailKeys.length !== count || [...headKeys, ...tailKeys].includes('choices') || headKeys.some((k) => Object.hasOwn(tail, k))) return null;
     const counts: MaskCounts = {};
-    const masker = new JsonValueMasker(this.policy, counts);
-    const h = masker.serialize(head).slice(1, -1);
-    const t = masker.serialize(tail).slice(1, -1);
+    const h = this.json.serialize(head, counts).slice(1, -1);
+    const t = this.json.serialize(tail, counts).slice(1, -1);
     this.cached = { before: h === '' ? '' : `${h},`, after: t === '' ? '' : `,${t}`, counts };
     return this.cached;
   }
