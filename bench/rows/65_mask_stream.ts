@@ -77,7 +77,7 @@ interface Stream {
   planted: Partial<Record<keyof MaskCounts, number>>;
 }
 
-function buildStream(): Stream {
+export function buildStream(): Stream {
   const rand = prng(65);
   const head = { id: 'chatcmpl-9xYzAbCdEfGhIjKlMnOpQrStUvWx', object: 'chat.completion.chunk', created: 1718000000, model: 'gpt-4o-mini-2024-07-18', system_fingerprint: 'fp_44709d6fcb' };
   const event = (choice: Record<string, unknown>) => `data: ${JSON.stringify({ ...head, choices: [{ index: 0, ...choice }] })}\n\n`;
@@ -111,7 +111,7 @@ function buildStream(): Stream {
   return { bytes: Buffer.from(parts.join(''), 'utf8'), events: parts.length, planted };
 }
 
-function chunksOf(bytes: Buffer): Buffer[] {
+export function chunksOf(bytes: Buffer): Buffer[] {
   const out: Buffer[] = [];
   for (let i = 0; i < bytes.length; i += CHUNK_BYTES) out.push(bytes.subarray(i, i + CHUNK_BYTES));
   return out;
