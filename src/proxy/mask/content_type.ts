@@ -1,3 +1,5 @@
+import { Utf8Stream } from './utf8_stream.js';
+
 /**
  * Which masker a response body gets, from its Content-Type (RFC 9110 8.3), and how its text is
  * decoded and encoded again.
@@ -56,9 +58,9 @@ export interface TextCodec {
 
 /** UTF-8; a malformed sequence becomes U+FFFD (the body is text by its type); a BOM is kept. */
 export function utf8Codec(): TextCodec {
-  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  const decoder = new Utf8Stream();
   return {
-    decode: (chunk, final) => decoder.decode(chunk, { stream: !final }),
+    decode: (chunk, final) => decoder.decode(chunk, final),
     encode: (text) => Buffer.from(text, 'utf8'),
   };
 }

@@ -21,6 +21,7 @@
 import { JsonValueMasker, Released } from './json_value.js';
 import { maskString } from './mask_string.js';
 import { TextStreamMasker } from './text_stream.js';
+import { Utf8Stream } from './utf8_stream.js';
 import type { BodyMasker, MaskCounts, MaskPolicy } from './types.js';
 
 /** Delta fields streamed as text. */
@@ -41,9 +42,14 @@ export const SSE_EVENT_LIMIT = 16 * 1024 * 1024;
 const STR = String.raw`"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*"`;
 const NUM = String.raw`-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?`;
 const MEMBER = String.raw`"[A-Za-z_][A-Za-z0-9_]*":(?:${STR}|${NUM}|null|true|false)`;
+/** Where the usual chunk's choices begin; what comes before it must be members (checked once per shape). */
+const CHOICES_AT = '"choices":[{"index":';
+/** The usual chunk from CHOICES_AT on (sticky: matched at that position). */
 const CONTENT_CHUNK = new RegExp(
-  String.raw`^\{((?:${MEMBER},)*)"choices":\[\{"index":(0|[1-9][0-9]{0,7}),"delta":\{("role":"assistant",)?"content":(${STR})\}(,"logprobs":null)?,"finish_reason":null\}\]((?:,${MEMBER})*)\}$`,
+  String.raw`"choices":\[\{"index":(0|[1-9][0-9]{0,7}),"delta":\{("role":"assistant",)?"content":(${STR})\}(,"logprobs":null)?,"finish_reason":null\}\]((?:,${MEMBER})*)\}$`,
+  'y',
 );
+const MEMBERS_BEFORE = new RegExp(String.raw`^(?:${MEMBER},)*$`);
 const MEMBERS = new RegExp(MEMBER, 'g');
 
 type Json = Record<string, unknown>;
@@ -91,7 +97,7 @@ export function createSseMasker(policy: MaskPolicy, options: SseMaskerOptions = 
 class SseMasker implements BodyMasker {
   readonly counts: MaskCounts = {};
   readonly stats: SseStats = { fast: 0, parsed: 0 };
-  private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  private readonly decoder = new Utf8Stream();
   private readonly json: JsonValueMasker;
   private readonly fast: boolean;
   /** An incomplete line. */
@@ -103,7 +109,8 @@ class SseMasker implements BodyMasker {
   private readonly choices = new Map<number, ChoiceStreams>();
   /** Where the last chunk's model fields are: a parsed chunk, or the raw members of a fast-path one. */
   private model: Json | { before: string; after: string } | null = null;
-  private cachedKey = '';
+  private cachedBefore = '';
+  private cachedAfter = '';
   private cached: Members | null = null;
   /** Set when an event outgrew SSE_EVENT_LIMIT: the rest of the body is plain text. */
   private fallback: TextStreamMasker | null = null;
@@ -117,11 +124,11 @@ class SseMasker implements BodyMasker {
   }
 
   write(chunk: Uint8Array): Uint8Array {
-    return Buffer.from(this.feed(this.decoder.decode(chunk, { stream: true }), false), 'utf8');
+    return Buffer.from(this.feed(this.decoder.decode(chunk), false), 'utf8');
   }
 
   end(): Uint8Array {
-    return Buffer.from(this.feed(this.decoder.decode(), true), 'utf8');
+    return Buffer.from(this.feed(this.decoder.decode(new Uint8Array(0), true), true), 'utf8');
   }
 
   private feed(text: string, final: boolean): string {
@@ -391,9 +398,13 @@ class SseMasker implements BodyMasker {
    * has another shape.
    */
   private fastChunk(json: string): string | null {
+    const at = json.indexOf(CHOICES_AT);
+    if (at < 1 || (at > 1 && json.charCodeAt(at - 1) !== 44)) return null;
+    CONTENT_CHUNK.lastIndex = at;
     const m = CONTENT_CHUNK.exec(json);
     if (m === null) return null;
-    const [, before = '', index = '0', role = '', content = '""', logprobs = '', after = ''] = m;
+    const [, index = '0', role = '', content = '""', logprobs = '', after = ''] = m;
+    const before = json.slice(1, at);
     const members = this.members(before, after);
     if (members === null) return null;
     this.merge(members.counts);
@@ -403,12 +414,17 @@ class SseMasker implements BodyMasker {
     return `{${members.before}"choices":[{"index":${index},"delta":{${role}"content":${JSON.stringify(released)}}${logprobs},"finish_reason":null}]${members.after}}`;
   }
 
-  /** The members around `choices`, masked (cached for the last shape seen: they repeat in every chunk). */
+  /**
+   * The members around `choices` (`before` ends with a comma, `after` starts with one), masked;
+   * null when they are not plain members. Cached for the last pair seen: they repeat in every
+   * chunk of a stream.
+   */
   private members(before: string, after: string): Members | null {
-    const key = `${before}\u0000${after}`;
-    if (key === this.cachedKey) return this.cached;
-    this.cachedKey = key;
+    if (before === this.cachedBefore && after === this.cachedAfter) return this.cached;
+    this.cachedBefore = before;
+    this.cachedAfter = after;
     this.cached = null;
+    if (!MEMBERS_BEFORE.test(before)) return null;
     const head = JSON.parse(`{${before.slice(0, -1)}}`) as Json;
     const tail = JSON.parse(`{${after.slice(1)}}`) as Json;
     const headKeys = Object.keys(head);
