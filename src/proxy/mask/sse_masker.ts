@@ -75,7 +75,15 @@ interface Members {
   before: string;
   after: string;
   counts: MaskCounts;
+  /** Nothing to count. */
+  uncounted: boolean;
+  /** Masking left the members exactly as they came: the event is written back as it came, but for its content. */
+  unchanged: boolean;
 }
+
+/** Chars from the start of CONTENT_CHUNK's match to its `index` value, and from there to the content (without `index` and `role`). */
+const INDEX_OFFSET = CHOICES_AT.length;
+const CONTENT_OFFSET = ',"delta":{'.length + '"content":'.length;
 
 export interface SseMaskerOptions {
   /** Off: every chunk is parsed (for tests comparing both paths). Default on. */
@@ -102,7 +110,8 @@ class SseMasker implements BodyMasker {
   private readonly fast: boolean;
   /** An incomplete line. */
   private rest = '';
-  private event: Line[] = [];
+  /** The lines of the event being read (reused from event to event). */
+  private readonly event: Line[] = [];
   private eventSize = 0;
   /** The last line terminator seen, for the events this masker adds. */
   private eol = '\n';
@@ -156,17 +165,18 @@ class SseMasker implements BodyMasker {
       } else {
         break;
       }
-      const line = { text: s.slice(pos, end), eol: s.slice(end, next) };
-      this.eol = line.eol;
-      pos = next;
-      if (line.text === '') {
+      const eol = next - end === 2 ? '\r\n' : s.charCodeAt(end) === 10 ? '\n' : '\r';
+      this.eol = eol;
+      if (end === pos) {
         this.dispatch(this.event, out);
-        out.push(line.eol);
-        this.event = [];
+        out.push(eol);
+        this.event.length = 0;
         this.eventSize = 0;
+        pos = next;
       } else {
-        this.event.push(line);
-        this.eventSize += line.text.length + line.eol.length;
+        this.event.push({ text: s.slice(pos, end), eol });
+        this.eventSize += next - pos;
+        pos = next;
         if (this.eventSize > SSE_EVENT_LIMIT) return out.join('') + this.toText(s.slice(pos), final);
       }
     }
@@ -180,8 +190,7 @@ class SseMasker implements BodyMasker {
   private finish(out: string[]): void {
     if (this.rest !== '') this.event.push({ text: this.rest, eol: '' });
     this.rest = '';
-    const event = this.event;
-    this.event = [];
+    const event = this.event.splice(0);
     if (event.length === 0) {
       this.flush(out);
       return;
@@ -202,7 +211,7 @@ class SseMasker implements BodyMasker {
     const out: string[] = [];
     this.flush(out);
     const raw = this.event.map((l) => l.text + l.eol).join('') + rest;
-    this.event = [];
+    this.event.length = 0;
     this.rest = '';
     this.fallback = new TextStreamMasker(this.policy.types, this.counts);
     out.push(this.fallback.write(raw));
@@ -403,15 +412,25 @@ class SseMasker implements BodyMasker {
     CONTENT_CHUNK.lastIndex = at;
     const m = CONTENT_CHUNK.exec(json);
     if (m === null) return null;
-    const [, index = '0', role = '', content = '""', logprobs = '', after = ''] = m;
+    const index = m[1]!;
+    const role = m[2] ?? '';
+    const content = m[3]!;
+    const after = m[5] ?? '';
     const before = json.slice(1, at);
     const members = this.members(before, after);
     if (members === null) return null;
-    this.merge(members.counts);
-    const text = content.includes('\\') ? (JSON.parse(content) as string) : content.slice(1, -1);
+    if (!members.uncounted) this.merge(members.counts);
+    const escaped = content.includes('\\');
+    const text = escaped ? (JSON.parse(content) as string) : content.slice(1, -1);
     const released = this.fieldStream(this.streams(Number(index)), 'content').write(text);
     this.model = { before, after };
-    return `{${members.before}"choices":[{"index":${index},"delta":{${role}"content":${JSON.stringify(released)}}${logprobs},"finish_reason":null}]${members.after}}`;
+    if (members.unchanged) {
+      // What the parsing path writes is this very text but for the content string.
+      if (released === text && !escaped) return json;
+      const start = at + INDEX_OFFSET + index.length + role.length + CONTENT_OFFSET;
+      return json.slice(0, start) + JSON.stringify(released) + json.slice(start + content.length);
+    }
+    return `{${members.before}"choices":[{"index":${index},"delta":{${role}"content":${JSON.stringify(released)}}${m[4] ?? ''},"finish_reason":null}]${members.after}}`;
   }
 
   /**
@@ -435,7 +454,8 @@ class SseMasker implements BodyMasker {
     const counts: MaskCounts = {};
     const h = this.json.serialize(head, counts).slice(1, -1);
     const t = this.json.serialize(tail, counts).slice(1, -1);
-    this.cached = { before: h === '' ? '' : `${h},`, after: t === '' ? '' : `,${t}`, counts };
+    const masked = { before: h === '' ? '' : `${h},`, after: t === '' ? '' : `,${t}` };
+    this.cached = { ...masked, counts, uncounted: Object.keys(counts).length === 0, unchanged: masked.before === before && masked.after === after };
     return this.cached;
   }
 }
