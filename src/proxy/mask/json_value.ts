@@ -23,9 +23,20 @@ interface Memo {
   counts: Array<[MaskLabel, number]>;
 }
 
+/** A key, as the walker writes it: masked and quoted, with the colon; and whether it is a mask_fields key. */
+interface KeyMemo {
+  json: string;
+  field: boolean;
+  counts: Array<[MaskLabel, number]>;
+}
+
+/** Keys remembered per walker (an API's key set is small; past this, they are computed each time). */
+const KEY_MEMO_ENTRIES = 1024;
+
 export class JsonValueMasker {
   private readonly fields: ReadonlySet<string>;
   private readonly memo = new Map<string, Memo>();
+  private readonly keys = new Map<string, KeyMemo>();
   /** Where the current serialize() counts. */
   private counts: MaskCounts = {};
 
@@ -54,11 +65,15 @@ export class JsonValueMasker {
    * stream's chunks repeat the same id, model and fingerprint in every event.
    */
   private mask(text: string): string {
-    if (this.policy.types.length === 0 || !MAYBE_SECRET.test(text)) return text;
+    if (this.policy.types.length === 0) return text;
     const hit = this.memo.get(text);
     if (hit !== undefined) {
       for (const [label, n] of hit.counts) addCount(this.counts, label, n);
       return hit.text;
+    }
+    if (!MAYBE_SECRET.test(text)) {
+      if (text.length <= MEMO_MAX_CHARS && this.memo.size < MEMO_ENTRIES) this.memo.set(text, { text, counts: [] });
+      return text;
     }
     const counts: MaskCounts = {};
     const masked = maskString(text, this.policy.types, counts);
@@ -95,9 +110,11 @@ export class JsonValueMasker {
     let out = '{';
     let first = true;
     for (const key of Object.keys(value)) {
-      out += `${first ? '' : ','}${JSON.stringify(this.mask(key))}:`;
+      const k = this.key(key);
+      for (const [label, n] of k.counts) addCount(this.counts, label, n);
+      out += first ? k.json : `,${k.json}`;
       first = false;
-      if (this.isField(key)) {
+      if (k.field) {
         addCount(this.counts, 'field');
         out += FIELD_JSON;
       } else {
@@ -105,6 +122,16 @@ export class JsonValueMasker {
       }
     }
     return `${out}}`;
+  }
+
+  private key(key: string): KeyMemo {
+    const hit = this.keys.get(key);
+    if (hit !== undefined) return hit;
+    const counts: MaskCounts = {};
+    const masked = this.policy.types.length === 0 ? key : maskString(key, this.policy.types, counts);
+    const memo = { json: `${JSON.stringify(masked)}:`, field: this.isField(key), counts: Object.entries(counts) as Array<[MaskLabel, number]> };
+    if (this.keys.size < KEY_MEMO_ENTRIES && key.length <= MEMO_MAX_CHARS) this.keys.set(key, memo);
+    return memo;
   }
 
   /**

@@ -256,7 +256,8 @@ class SseMasker implements BodyMasker {
         out.push(l.text, l.eol);
       } else if (i === first) {
         const prefix = l.text.startsWith('data: ') ? 'data: ' : 'data:';
-        out.push(masked.split('\n').map((part) => prefix + part).join(l.eol || this.eol), l.eol);
+        if (masked.includes('\n')) out.push(masked.split('\n').map((part) => prefix + part).join(l.eol || this.eol), l.eol);
+        else out.push(prefix, masked, l.eol);
       }
     }
   }
