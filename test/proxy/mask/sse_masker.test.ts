@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { DETECTOR_TYPES } from '../../../src/proxy/mask/detectors.js';
 import { createBodyMasker, type MaskPolicy } from '../../../src/proxy/mask/index.js';
 import { maskText } from '../../../src/proxy/mask/mask_text.js';
-import { createSseMasker } from '../../../src/proxy/mask/sse_masker.js';
+import { createSseMasker, SSE_EVENT_LIMIT } from '../../../src/proxy/mask/sse_masker.js';
 import { drive, loadCorpus, splitAt } from './support.js';
 
 const POLICY: MaskPolicy = { types: DETECTOR_TYPES, fields: ['password'] };
@@ -184,6 +184,21 @@ describe('SSE masker', () => {
     const expected = run([stream]).text;
     for (let i = 1; i < bytes.length; i++) assert.equal(drive(createSseMasker(POLICY), splitAt(bytes, [i])).text, expected);
     assert.equal(streamedText(expected), 'caf\u00e9 \u65e5\u672c\u8a9e \ud83d\ude00 done ');
+  });
+
+  it('an event over SSE_EVENT_LIMIT turns the rest of the body into plain masked text, nothing lost', () => {
+    const filler = 'word jane.doe@example.com and more prose here '.repeat(Math.ceil((SSE_EVENT_LIMIT + 1024) / 46));
+    const stream = `${event(content('held tail'))}data: ${filler}\n\ndata: [DONE]\n\n`;
+    const bytes = Buffer.from(stream, 'utf8');
+    const cuts = Array.from({ length: Math.ceil(bytes.length / (1 << 20)) }, (_, i) => i * (1 << 20));
+    const masker = createSseMasker(POLICY);
+    const { text } = drive(masker, splitAt(bytes, cuts));
+    const counts = masker.counts;
+    assert.ok(!text.includes(EMAIL));
+    const all = text.split('\n\n');
+    assert.equal(streamedText(`${all.slice(0, 2).join('\n\n')}\n\n`), 'held tail', 'the held text leaves in a chunk before the fallback');
+    assert.equal(text.slice(text.indexOf('data: word')), maskText(`data: ${filler}\n\ndata: [DONE]\n\n`, DETECTOR_TYPES).text);
+    assert.ok((counts.email ?? 0) > 300_000);
   });
 
   it('createBodyMasker picks it for text/event-stream', () => {
