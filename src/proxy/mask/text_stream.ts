@@ -30,9 +30,11 @@
  * start with a trigger inside the window, so at the fixed point none crosses.
  *
  * ## Where exactness ends (documented corners)
- * - A key-named value whose glue holds more than about 40 blanks (`password:` + 60 spaces +
- *   value) can have its keyword released before the value: the value then leaves unmasked
- *   unless another detector matches it on its own.
+ * - A key-named value whose keyword starts more than {@link HOLD_WINDOW} chars before it (in
+ *   practice: more than about 85 blanks of glue, as in `password:` + 90 spaces + value) can
+ *   have its keyword released before the value: the value then leaves unmasked unless another
+ *   detector matches it on its own. The detectors allow unbounded blanks there; no model writes
+ *   them, and holding an unbounded run would hold back unbounded text.
  * - More than {@link MAX_HOLD} chars held (one whitespace-free token that long, or that much
  *   text with a trigger every < 96 chars): the oldest half is released at a whitespace (or,
  *   in one token, anywhere), masked on its own.

@@ -129,6 +129,13 @@ describe('text stream masker', () => {
     assert.equal(got.text, 'Authorization: Bearer [MASKED:bearer_token] and more');
   });
 
+  it('a key word and its value apart by up to 80 blanks, cut anywhere, stream exactly (the documented corner lies beyond)', () => {
+    for (const n of [0, 1, 10, 40, 80]) {
+      const text = `config password:${' '.repeat(n)}hunter22abc and then more`;
+      for (let cut = 1; cut < text.length; cut++) assert.equal(streamed([text.slice(0, cut), text.slice(cut)]).text, whole(text).text, `${n} blanks, cut at ${cut}`);
+    }
+  });
+
   it('a PEM key split across pieces is masked whole', () => {
     const key = loadCorpus().find((c) => c.type === 'private_key' && c.expected === 'mask')!;
     const text = `here is the key:\n${key.text}\nkeep it safe`;
