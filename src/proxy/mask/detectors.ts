@@ -33,8 +33,120 @@ export interface Detector {
    * masker must hold back this many chars (plus a little context) before releasing output.
    */
   window: number;
-  /** All matches in `text`, as spans of the secret itself (not the surrounding key name). */
-  find(text: string): Span[];
+  /**
+   * All matches in `text`, as spans of the secret itself (not the surrounding key name). With
+   * `pre` (a {@link Prefilter} of this same `text`) the regexes are tried only where its cheap
+   * scans found a possible start: the same spans, found without running the detector's regexes
+   * over the whole text.
+   */
+  find(text: string, pre?: Prefilter): Span[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Candidate starts: the fast path of `find`.
+//
+// Every regex here is global and walked with `matchAll`: a search starts at the end of the
+// previous match and stops at the first position where the regex matches. Trying a sticky copy
+// of the regex at a sorted list of positions, skipping those inside the previous match, gives
+// exactly the same matches provided the list holds every position where the regex can match
+// (extra positions only cost a failed attempt): the full scan fails at every position that is
+// not in the list. The sticky copy runs on the whole text, so lookbehinds, lookaheads and the
+// checks after a match see the same context as in the full scan; no window can cut a match.
+//
+// The lists come from scans much cheaper than the detectors' regexes (indexOf for a rare
+// literal, a short regex with a literal or digits up front) and are shared: a Prefilter runs
+// each scan at most once per text, and only for the detectors asked for.
+
+/** The cheap scans of one text, each computed on first use. */
+export class Prefilter {
+  readonly #done = new Map<(text: string, pre: Prefilter) => unknown, unknown>();
+
+  constructor(readonly text: string) {}
+
+  /** `scan(text, this)`, computed once per Prefilter. */
+  get<T>(scan: (text: string, pre: Prefilter) => T): T {
+    if (this.#done.has(scan)) return this.#done.get(scan) as T;
+    const value = scan(this.text, this);
+    this.#done.set(scan, value);
+    return value;
+  }
+}
+
+const STICKY = new Map<RegExp, RegExp>();
+
+/** A copy of `re` that matches only at its lastIndex (one per regex, made on first use). */
+function stickyCopy(re: RegExp): RegExp {
+  let sticky = STICKY.get(re);
+  if (sticky === undefined) STICKY.set(re, (sticky = new RegExp(re.source, `${re.flags}y`)));
+  return sticky;
+}
+
+/**
+ * The matches of the global regex `re` in `text`, in order: all of `text.matchAll(re)`, or,
+ * given `starts` (sorted, holding every position where `re` can match), the same matches found
+ * by trying `re` only at those positions.
+ */
+function* matches(re: RegExp, text: string, starts: readonly number[] | undefined): Generator<RegExpExecArray> {
+  if (starts === undefined) {
+    yield* text.matchAll(re);
+    return;
+  }
+  const sticky = stickyCopy(re);
+  let from = 0; // where the full scan would search next
+  for (const at of starts) {
+    if (at < from) continue;
+    sticky.lastIndex = at;
+    const m = sticky.exec(text);
+    if (m === null) continue;
+    yield m;
+    from = at + Math.max(m[0].length, 1);
+  }
+}
+
+/** Every position where the global `re` matches, overlapping matches included. */
+function positionsOf(re: RegExp, text: string): number[] {
+  const out: number[] = [];
+  re.lastIndex = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    out.push(m.index);
+    re.lastIndex = m.index + 1;
+  }
+  return out;
+}
+
+/** Every index of `needle` in `text` from `from` on (overlapping occurrences included). */
+function indexesOf(text: string, needle: string, from = 0): number[] {
+  const out: number[] = [];
+  for (let i = text.indexOf(needle, from); i !== -1; i = text.indexOf(needle, i + 1)) out.push(i);
+  return out;
+}
+
+function isDigitCode(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
+/** Whether `text[i]` is an ASCII digit (false out of range). */
+function isDigitAt(text: string, i: number): boolean {
+  return isDigitCode(text.charCodeAt(i)); // NaN out of range
+}
+
+/** Sorted, without repeats. */
+function sortedUnique(xs: number[]): number[] {
+  xs.sort((a, b) => a - b);
+  return xs.filter((x, i) => i === 0 || x !== xs[i - 1]);
+}
+
+const DIGIT_RUN = /\d{3,}/g;
+
+/**
+ * Every maximal run of 3 or more ASCII digits (`\d` without the `u` flag). Card, SSN and phone
+ * matches all hold one; their candidate starts are derived from these runs.
+ */
+function digitRuns(text: string): Span[] {
+  // Leftmost-longest from the end of the previous run: each match is a whole run.
+  const out: Span[] = [];
+  for (const m of text.matchAll(DIGIT_RUN)) out.push({ start: m.index, end: m.index + m[0].length });
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -71,14 +183,36 @@ function isObject(v: unknown): v is Record<string, unknown> {
  */
 const IBAN_SHAPE = /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ /-]?[A-Za-z0-9]{1,4}){2,12}/g;
 
-function ibanShapes(text: string): Span[] {
+/** Where IBAN_SHAPE and IBAN_CANDIDATE can start: two capitals, two digits (never overlapping). */
+const IBAN_START = /[A-Z]{2}\d\d/g;
+
+function ibanStarts(text: string): number[] {
+  return positionsOf(IBAN_START, text);
+}
+
+function ibanShapes(text: string, pre?: Prefilter): Span[] {
   const out: Span[] = [];
-  for (const m of text.matchAll(IBAN_SHAPE)) out.push({ start: m.index, end: m.index + m[0].length });
+  for (const m of matches(IBAN_SHAPE, text, pre?.get(ibanStarts))) out.push({ start: m.index, end: m.index + m[0].length });
   return out;
 }
 
-function overlapsAny(spans: Span[], start: number, end: number): boolean {
-  return spans.some((s) => s.start < end && start < s.end);
+/**
+ * Whether any of `spans` overlaps `[start, end)`. With `sorted` (spans in order and apart, as
+ * one regex scan returns them) by binary search: a text dense with IBANs and digit runs would
+ * otherwise cost matches times shapes. The full scan keeps the linear walk it always had.
+ */
+function overlapsAny(spans: Span[], start: number, end: number, sorted = false): boolean {
+  if (!sorted) return spans.some((s) => s.start < end && start < s.end);
+  let lo = 0;
+  let hi = spans.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (spans[mid]!.end <= start) lo = mid + 1;
+    else hi = mid;
+  }
+  // The first span ending after `start`; every later one starts at or after its end.
+  const first = spans[lo];
+  return first !== undefined && first.start < end;
 }
 
 function digitsOf(s: string): string {
@@ -91,12 +225,32 @@ function digitsOf(s: string): string {
 const EMAIL =
   /(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}(?:[A-Za-z]{2,24}|xn--[A-Za-z0-9-]{1,59})(?![A-Za-z0-9-])/g;
 
+/** The local part's chars (`[A-Za-z0-9._%+-]`). */
+function isLocalPartCode(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || isDigitCode(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+}
+
+/**
+ * An email match starts where the run of local-part chars before its `@` starts: the lookbehind
+ * refuses a local-part char before the start, and the local part holds nothing else. So one
+ * candidate per `@`, unless that run is longer than the 64 chars a local part may have.
+ */
+function emailStarts(text: string): number[] {
+  const out: number[] = [];
+  for (const at of indexesOf(text, '@')) {
+    let start = at;
+    while (start > 0 && at - start <= 64 && isLocalPartCode(text.charCodeAt(start - 1))) start--;
+    if (start < at && at - start <= 64) out.push(start);
+  }
+  return out;
+}
+
 const email: Detector = {
   type: 'email',
   window: 64 + 1 + 8 * 64 + 63,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
-    for (const m of text.matchAll(EMAIL)) out.push({ start: m.index, end: m.index + m[0].length });
+    for (const m of matches(EMAIL, text, pre?.get(emailStarts))) out.push({ start: m.index, end: m.index + m[0].length });
     return out;
   },
 };
@@ -123,20 +277,34 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
+/**
+ * A card match starts a digit run (the lookbehind refuses a digit before it): 13-19 bare digits,
+ * or a first group of exactly 4 followed by a space or dash and a digit.
+ */
+function cardStarts(text: string, pre: Prefilter): number[] {
+  const out: number[] = [];
+  for (const run of pre.get(digitRuns)) {
+    const len = run.end - run.start;
+    const sep = text[run.end];
+    if (len >= 13 || (len === 4 && (sep === ' ' || sep === '-') && isDigitAt(text, run.end + 1))) out.push(run.start);
+  }
+  return out;
+}
+
 const credit_card: Detector = {
   type: 'credit_card',
   window: 19 + 6,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
     let shapes: Span[] | undefined;
-    for (const m of text.matchAll(CARD)) {
+    for (const m of matches(CARD, text, pre?.get(cardStarts))) {
       const digits = digitsOf(m[0]);
       if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) continue;
       // 13 digits starting with 1 read as epoch milliseconds (2001-2286), not a card.
       if (digits.length === 13 && digits.startsWith('1')) continue;
       if (distinctChars(digits) < 2) continue;
-      shapes ??= ibanShapes(text);
-      if (overlapsAny(shapes, m.index, m.index + m[0].length)) continue;
+      shapes ??= ibanShapes(text, pre);
+      if (overlapsAny(shapes, m.index, m.index + m[0].length, pre !== undefined)) continue;
       out.push({ start: m.index, end: m.index + m[0].length });
     }
     return out;
@@ -166,12 +334,33 @@ export function ssnValid(digits: string): boolean {
   return true;
 }
 
+/**
+ * An SSN match starts a digit run (the lookbehind refuses a digit before it): 3 digits then a
+ * delimiter and a digit, 5 digits then a dash and a digit, or 9 bare digits.
+ */
+function ssnStarts(text: string, pre: Prefilter): number[] {
+  const out: number[] = [];
+  for (const run of pre.get(digitRuns)) {
+    const len = run.end - run.start;
+    const sep = text[run.end];
+    const digitAfterSep = isDigitAt(text, run.end + 1);
+    if (
+      (len === 3 && (sep === '-' || sep === ' ' || sep === '.') && digitAfterSep) ||
+      (len === 5 && sep === '-' && digitAfterSep) ||
+      len >= 9
+    ) {
+      out.push(run.start);
+    }
+  }
+  return out;
+}
+
 const us_ssn: Detector = {
   type: 'us_ssn',
   window: 11,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
-    for (const m of text.matchAll(SSN)) {
+    for (const m of matches(SSN, text, pre?.get(ssnStarts))) {
       if (!ssnValid(digitsOf(m[0]))) continue;
       out.push({ start: m.index, end: m.index + m[0].length });
     }
@@ -220,9 +409,9 @@ function ibanCut(candidate: string): number {
 const iban: Detector = {
   type: 'iban',
   window: 34 + 8,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
-    for (const m of text.matchAll(IBAN_CANDIDATE)) {
+    for (const m of matches(IBAN_CANDIDATE, text, pre?.get(ibanStarts))) {
       const len = ibanCut(m[0]);
       if (len === 0 || !ibanValid(m[0].slice(0, len).replace(/[ /-]/g, ''))) continue;
       out.push({ start: m.index, end: m.index + len });
@@ -251,17 +440,51 @@ const PHONE = new RegExp(
   'g',
 );
 
+/** Chars of the national shapes (all but the first): digits, space, `(`, `)`, `-`, `.`. */
+function isPhoneCode(c: number): boolean {
+  return isDigitCode(c) || c === 32 || c === 40 || c === 41 || c === 45 || c === 46;
+}
+
+/**
+ * Where PHONE can match. The international shape starts at a `+` before a digit. The others hold
+ * at least 5 digits and a run of 3 or more (the group after the area code or trunk prefix; the
+ * whole number for the bare shapes), are written only with {@link isPhoneCode} chars, and start
+ * at a `(` or at the first digit of a run (their lookbehinds refuse a digit before). So: the
+ * `(`s and run starts of every maximal stretch of such chars that holds a 3-digit run and at
+ * least 5 digits.
+ */
+function phoneStarts(text: string, pre: Prefilter): number[] {
+  const out: number[] = [];
+  for (const plus of indexesOf(text, '+')) if (isDigitAt(text, plus + 1)) out.push(plus);
+  let scanned = 0; // end of the last stretch looked at
+  for (const run of pre.get(digitRuns)) {
+    if (run.start < scanned) continue;
+    let start = run.start;
+    while (start > scanned && isPhoneCode(text.charCodeAt(start - 1))) start--;
+    let end = run.end;
+    while (end < text.length && isPhoneCode(text.charCodeAt(end))) end++;
+    scanned = end;
+    let digits = 0;
+    for (let i = start; i < end; i++) if (isDigitAt(text, i)) digits++;
+    if (digits < 5) continue;
+    for (let i = start; i < end; i++) {
+      if (text[i] === '(' || (isDigitAt(text, i) && !isDigitAt(text, i - 1))) out.push(i);
+    }
+  }
+  return sortedUnique(out);
+}
+
 const phone: Detector = {
   type: 'phone',
   window: 32,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
     let shapes: Span[] | undefined;
-    for (const m of text.matchAll(PHONE)) {
+    for (const m of matches(PHONE, text, pre?.get(phoneStarts))) {
       const n = digitsOf(m[0]).length;
       if (n < 9 || n > 15) continue;
-      shapes ??= ibanShapes(text);
-      if (overlapsAny(shapes, m.index, m.index + m[0].length)) continue;
+      shapes ??= ibanShapes(text, pre);
+      if (overlapsAny(shapes, m.index, m.index + m[0].length, pre !== undefined)) continue;
       out.push({ start: m.index, end: m.index + m[0].length });
     }
     return out;
@@ -273,12 +496,19 @@ const phone: Detector = {
 
 const AWS_KEY = /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}(?![A-Za-z0-9])/g;
 
+/** AWS_KEY's prefixes, where its matches start. */
+const AWS_PREFIX = /AKIA|ASIA|ABIA|ACCA|A3T/g;
+
+function awsStarts(text: string): number[] {
+  return positionsOf(AWS_PREFIX, text);
+}
+
 const aws_access_key: Detector = {
   type: 'aws_access_key',
   window: 20,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
-    for (const m of text.matchAll(AWS_KEY)) {
+    for (const m of matches(AWS_KEY, text, pre?.get(awsStarts))) {
       // AWS's documentation keys end in EXAMPLE; AKIAXXXX… is a placeholder.
       if (m[0].endsWith('EXAMPLE') || distinctChars(m[0].slice(4)) < 4) continue;
       out.push({ start: m.index, end: m.index + m[0].length });
@@ -311,16 +541,35 @@ function pemBodyWithoutEnd(text: string, from: number, limit: number): number {
   return end;
 }
 
+/** PEM_BEGIN matches start at `-----BEGIN`; `BEGIN` is the rarer half to look for. */
+function pemStarts(text: string): number[] {
+  return indexesOf(text, 'BEGIN')
+    .map((i) => i - 5)
+    .filter((i) => i >= 0 && text.startsWith('-----', i));
+}
+
+/**
+ * Where the END markers are. Only those after a BEGIN are ever paired, so with `begins` the
+ * search starts at the first one ('-----END' cannot overlap itself, so this finds exactly the
+ * matches of PEM_END from there on).
+ */
+function pemEnds(text: string, begins: readonly number[] | undefined): number[] {
+  if (begins === undefined) return [...text.matchAll(PEM_END)].map((m) => m.index);
+  const first = begins[0];
+  return first === undefined ? [] : indexesOf(text, '-----END', first);
+}
+
 const private_key: Detector = {
   type: 'private_key',
   window: PEM_MAX_BODY + 120,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
+    const begins = pre?.get(pemStarts);
     // END markers in order, walked with one pointer: each BEGIN costs O(1) amortised to pair.
-    const ends = [...text.matchAll(PEM_END)].map((m) => m.index);
+    const ends = pemEnds(text, begins);
     let e = 0;
     let covered = 0;
-    for (const m of text.matchAll(PEM_BEGIN)) {
+    for (const m of matches(PEM_BEGIN, text, begins)) {
       if (m.index < covered) continue; // inside the previous key (defence in depth)
       const bodyStart = m.index + m[0].length;
       const limit = Math.min(text.length, bodyStart + PEM_MAX_BODY);
@@ -365,12 +614,19 @@ export function jwtValid(token: string): boolean {
   return isObject(decodeBase64UrlJson(payload));
 }
 
+/** JWT matches start at `eyJ`; the `J` is the rare char to look for. */
+function jwtStarts(text: string): number[] {
+  return indexesOf(text, 'J')
+    .map((i) => i - 2)
+    .filter((i) => i >= 0 && text.startsWith('ey', i));
+}
+
 const jwt: Detector = {
   type: 'jwt',
   window: 4096 + 16384 + 4096 + 8,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
-    for (const m of text.matchAll(JWT)) {
+    for (const m of matches(JWT, text, pre?.get(jwtStarts))) {
       if (!jwtValid(m[0])) continue;
       out.push({ start: m.index, end: m.index + m[0].length });
     }
@@ -395,9 +651,10 @@ function credentialOk(cred: string): boolean {
 const bearer_token: Detector = {
   type: 'bearer_token',
   window: 4096 + 40,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
-    for (const m of text.matchAll(AUTH_HEADER)) {
+    const starts = pre?.get(credentialStarts);
+    for (const m of matches(AUTH_HEADER, text, starts)) {
       const scheme = m[1]?.toLowerCase();
       const cred = m[2] ?? '';
       // `Token` / `Api-Token` schemes carry API keys: the api_key detector owns those.
@@ -406,7 +663,7 @@ const bearer_token: Detector = {
       const start = m.index + m[0].length - cred.length;
       out.push({ start, end: start + cred.length });
     }
-    for (const m of text.matchAll(BEARER)) {
+    for (const m of matches(BEARER, text, starts)) {
       const cred = m[1] ?? '';
       if (!credentialOk(cred)) continue;
       const start = m.index + m[0].length - cred.length;
@@ -455,6 +712,18 @@ const ASSIGNMENT = new RegExp(
   String.raw`(${KEYWORD})\d{0,2}(?:["'][ \t]*,|["']?[ \t]*(?::=|=>|[:=]))[ \t]*["']?(?:(?:Api-)?Token[ \t]+)?([A-Za-z0-9._~+/=-]{8,256})`,
   'gi',
 );
+/**
+ * Where AUTH_HEADER, BEARER and ASSIGNMENT can start: a key word (`Authorization` is one) then
+ * what ASSIGNMENT and AUTH_HEADER require before the value (digits, a quote, blanks and `:`,
+ * `=` or `,`), or `Bearer` and a blank. Case-insensitive like them (without the `u` flag only
+ * ASCII letters fold, so no other char can match a letter here).
+ */
+const CREDENTIAL_START = new RegExp(String.raw`${KEYWORD}\d{0,2}["']?[ \t]*[:=,]|bearer[ \t]`, 'gi');
+
+function credentialStarts(text: string): number[] {
+  return positionsOf(CREDENTIAL_START, text);
+}
+
 /** Key names that hold public or anti-forgery values, not credentials. */
 const NOT_A_SECRET_NAME = /(?:public|csrf|xsrf)[A-Za-z0-9_.-]{0,40}$/i;
 
@@ -466,12 +735,23 @@ function assignedValueOk(value: string): boolean {
   return /\d/.test(value) && /[A-Za-z]/.test(value) && distinctChars(value) >= 5 && !isPlaceholder(value);
 }
 
+/** The literal prefixes of KNOWN_KEYS' alternatives, where its matches start. */
+const KNOWN_KEY_PREFIX = /gh[pousr]_|github_pat_|gl(?:pat|ptt|rt)-|GR1348941|xox|xapp-|[sr]k_|sk-/g;
+
+function knownKeyStarts(text: string): number[] {
+  return positionsOf(KNOWN_KEY_PREFIX, text);
+}
+
+function slackWebhookStarts(text: string): number[] {
+  return indexesOf(text, 'hooks.slack.com/');
+}
+
 const api_key: Detector = {
   type: 'api_key',
   window: 256 + 60,
-  find(text) {
+  find(text, pre) {
     const out: Span[] = [];
-    for (const m of text.matchAll(KNOWN_KEYS)) {
+    for (const m of matches(KNOWN_KEYS, text, pre?.get(knownKeyStarts))) {
       const before = text[m.index - 1];
       const after = text[m.index + m[0].length];
       if (before !== undefined && KNOWN_KEY_BOUNDARY_BEFORE.test(before)) continue;
@@ -485,10 +765,10 @@ const api_key: Detector = {
       }
       out.push({ start: m.index, end: m.index + m[0].length });
     }
-    for (const m of text.matchAll(SLACK_WEBHOOK)) {
+    for (const m of matches(SLACK_WEBHOOK, text, pre?.get(slackWebhookStarts))) {
       out.push({ start: m.index, end: m.index + m[0].length });
     }
-    for (const m of text.matchAll(ASSIGNMENT)) {
+    for (const m of matches(ASSIGNMENT, text, pre?.get(credentialStarts))) {
       const kw = m[1] ?? '';
       const value = m[2] ?? '';
       const prev = text[m.index - 1];
