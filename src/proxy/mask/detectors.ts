@@ -138,14 +138,30 @@ function sortedUnique(xs: number[]): number[] {
 
 const DIGIT_RUN = /\d{3,}/g;
 
+/** Candidate starts of the card, SSN and national phone shapes. */
+interface DigitStarts {
+  card: number[];
+  ssn: number[];
+  phone: number[];
+}
+
 /**
- * Every maximal run of 3 or more ASCII digits (`\d` without the `u` flag). Card, SSN and phone
- * matches all hold one; their candidate starts are derived from these runs.
+ * One walk over the maximal runs of 3 or more ASCII digits (`\d` without the `u` flag), which
+ * every card, SSN and national phone match holds. What each detector takes from a run:
+ * {@link isCardRun}, {@link isSsnRun}, {@link addPhoneStretch}.
  */
-function digitRuns(text: string): Span[] {
-  // Leftmost-longest from the end of the previous run: each match is a whole run.
-  const out: Span[] = [];
-  for (const m of text.matchAll(DIGIT_RUN)) out.push({ start: m.index, end: m.index + m[0].length });
+function digitStarts(text: string): DigitStarts {
+  const out: DigitStarts = { card: [], ssn: [], phone: [] };
+  let stretchEnd = 0; // the phone stretch of a run may hold the next runs too
+  DIGIT_RUN.lastIndex = 0;
+  // Leftmost-longest, each search from the end of the previous run: each match is a whole run.
+  for (let m = DIGIT_RUN.exec(text); m !== null; m = DIGIT_RUN.exec(text)) {
+    const start = m.index;
+    const end = DIGIT_RUN.lastIndex;
+    if (isCardRun(text, start, end)) out.card.push(start);
+    if (isSsnRun(text, start, end)) out.ssn.push(start);
+    if (start >= stretchEnd) stretchEnd = addPhoneStretch(text, start, end, stretchEnd, out.phone);
+  }
   return out;
 }
 
@@ -278,17 +294,17 @@ export function luhnValid(digits: string): boolean {
 }
 
 /**
- * A card match starts a digit run (the lookbehind refuses a digit before it): 13-19 bare digits,
- * or a first group of exactly 4 followed by a space or dash and a digit.
+ * Whether a card match can start at the digit run `[start, end)`. It starts a run (the lookbehind
+ * refuses a digit before it) of 13-19 bare digits, or of exactly 4 then a space or dash and a
+ * digit.
  */
+function isCardRun(text: string, start: number, end: number): boolean {
+  const sep = text.charCodeAt(end);
+  return end - start >= 13 || (end - start === 4 && (sep === 32 || sep === 45) && isDigitAt(text, end + 1));
+}
+
 function cardStarts(text: string, pre: Prefilter): number[] {
-  const out: number[] = [];
-  for (const run of pre.get(digitRuns)) {
-    const len = run.end - run.start;
-    const sep = text[run.end];
-    if (len >= 13 || (len === 4 && (sep === ' ' || sep === '-') && isDigitAt(text, run.end + 1))) out.push(run.start);
-  }
-  return out;
+  return pre.get(digitStarts).card;
 }
 
 const credit_card: Detector = {
@@ -335,24 +351,20 @@ export function ssnValid(digits: string): boolean {
 }
 
 /**
- * An SSN match starts a digit run (the lookbehind refuses a digit before it): 3 digits then a
- * delimiter and a digit, 5 digits then a dash and a digit, or 9 bare digits.
+ * Whether an SSN match can start at the digit run `[start, end)`. It starts a run (the lookbehind
+ * refuses a digit before it) of 3 digits then a delimiter and a digit, 5 digits then a dash and a
+ * digit, or 9 bare digits.
  */
+function isSsnRun(text: string, start: number, end: number): boolean {
+  const len = end - start;
+  if (len >= 9) return true;
+  const sep = text.charCodeAt(end);
+  if (!isDigitAt(text, end + 1)) return false;
+  return (len === 3 && (sep === 45 || sep === 32 || sep === 46)) || (len === 5 && sep === 45);
+}
+
 function ssnStarts(text: string, pre: Prefilter): number[] {
-  const out: number[] = [];
-  for (const run of pre.get(digitRuns)) {
-    const len = run.end - run.start;
-    const sep = text[run.end];
-    const digitAfterSep = isDigitAt(text, run.end + 1);
-    if (
-      (len === 3 && (sep === '-' || sep === ' ' || sep === '.') && digitAfterSep) ||
-      (len === 5 && sep === '-' && digitAfterSep) ||
-      len >= 9
-    ) {
-      out.push(run.start);
-    }
-  }
-  return out;
+  return pre.get(digitStarts).ssn;
 }
 
 const us_ssn: Detector = {
@@ -446,32 +458,32 @@ function isPhoneCode(c: number): boolean {
 }
 
 /**
- * Where PHONE can match. The international shape starts at a `+` before a digit. The others hold
- * at least 5 digits and a run of 3 or more (the group after the area code or trunk prefix; the
- * whole number for the bare shapes), are written only with {@link isPhoneCode} chars, and start
- * at a `(` or at the first digit of a run (their lookbehinds refuse a digit before). So: the
- * `(`s and run starts of every maximal stretch of such chars that holds a 3-digit run and at
- * least 5 digits.
+ * The national shapes of PHONE hold at least 5 digits and a run of 3 or more (the group after
+ * the area code or trunk prefix; the whole number for the bare shapes), are written only with
+ * {@link isPhoneCode} chars, and start at a `(` or at the first digit of a run (their lookbehinds
+ * refuse a digit before). So this takes the maximal stretch of such chars around the digit run
+ * `[start, end)` (not reaching back before `from`, where the previous stretch ended), and adds
+ * its `(`s and run starts to `out` when it holds 5 digits or more. Returns the stretch's end.
  */
-function phoneStarts(text: string, pre: Prefilter): number[] {
-  const out: number[] = [];
-  for (const plus of indexesOf(text, '+')) if (isDigitAt(text, plus + 1)) out.push(plus);
-  let scanned = 0; // end of the last stretch looked at
-  for (const run of pre.get(digitRuns)) {
-    if (run.start < scanned) continue;
-    let start = run.start;
-    while (start > scanned && isPhoneCode(text.charCodeAt(start - 1))) start--;
-    let end = run.end;
-    while (end < text.length && isPhoneCode(text.charCodeAt(end))) end++;
-    scanned = end;
-    let digits = 0;
-    for (let i = start; i < end; i++) if (isDigitAt(text, i)) digits++;
-    if (digits < 5) continue;
-    for (let i = start; i < end; i++) {
-      if (text[i] === '(' || (isDigitAt(text, i) && !isDigitAt(text, i - 1))) out.push(i);
+function addPhoneStretch(text: string, start: number, end: number, from: number, out: number[]): number {
+  let first = start;
+  while (first > from && isPhoneCode(text.charCodeAt(first - 1))) first--;
+  let last = end;
+  while (last < text.length && isPhoneCode(text.charCodeAt(last))) last++;
+  let digits = 0;
+  for (let i = first; i < last; i++) if (isDigitAt(text, i)) digits++;
+  if (digits >= 5) {
+    for (let i = first; i < last; i++) {
+      if (text.charCodeAt(i) === 40 || (isDigitAt(text, i) && !isDigitAt(text, i - 1))) out.push(i);
     }
   }
-  return sortedUnique(out);
+  return last;
+}
+
+/** The national shapes' starts, and the international shape's: a `+` before a digit. */
+function phoneStarts(text: string, pre: Prefilter): number[] {
+  const plus = indexesOf(text, '+').filter((i) => isDigitAt(text, i + 1));
+  return sortedUnique([...plus, ...pre.get(digitStarts).phone]);
 }
 
 const phone: Detector = {
