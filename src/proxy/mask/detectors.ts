@@ -560,15 +560,39 @@ function pemStarts(text: string): number[] {
     .filter((i) => i >= 0 && text.startsWith('-----', i));
 }
 
+/** Where the END marker of a body starting at `from` is: the first one there or after, if it starts by `limit`. */
+type EndFinder = (from: number, limit: number) => number | undefined;
+
 /**
- * Where the END markers are. Only those after a BEGIN are ever paired, so with `begins` the
- * search starts at the first one ('-----END' cannot overlap itself, so this finds exactly the
- * matches of PEM_END from there on).
+ * The full scan lists every END marker (PEM_END) and walks them with one pointer, each body
+ * starting after the previous one: each BEGIN costs O(1) amortised to pair. The fast path looks
+ * for the marker in the body's own chars only, so text without keys costs nothing; it finds the
+ * same marker ('-----END' cannot overlap itself, so PEM_END's matches are all its occurrences).
  */
-function pemEnds(text: string, begins: readonly number[] | undefined): number[] {
-  if (begins === undefined) return [...text.matchAll(PEM_END)].map((m) => m.index);
-  const first = begins[0];
-  return first === undefined ? [] : indexesOf(text, '-----END', first);
+function endFinder(text: string, pre: Prefilter | undefined): EndFinder {
+  if (pre !== undefined) {
+    return (from, limit) => {
+      const at = text.slice(from, limit + '-----END'.length).indexOf('-----END');
+      return at === -1 ? undefined : from + at;
+    };
+  }
+  const ends = [...text.matchAll(PEM_END)].map((m) => m.index);
+  let e = 0;
+  return (from, limit) => {
+    while (e < ends.length && (ends[e] ?? 0) < from) e++;
+    const endAt = ends[e];
+    return endAt !== undefined && endAt <= limit ? endAt : undefined;
+  };
+}
+
+/**
+ * Where the span of a key whose END marker is at `endAt` ends: after the dashes that close the
+ * END line when they come within 80 chars, else after '-----END'. (The search is bounded to
+ * those 80 chars: a text of many keys without closing dashes must not rescan its whole tail.)
+ */
+function pemSpanEnd(text: string, endAt: number): number {
+  const at = text.slice(endAt + 8, endAt + 79 + 5).indexOf('-----');
+  return at === -1 ? endAt + 8 : endAt + 8 + at + 5;
 }
 
 const private_key: Detector = {
@@ -576,23 +600,18 @@ const private_key: Detector = {
   window: PEM_MAX_BODY + 120,
   find(text, pre) {
     const out: Span[] = [];
-    const begins = pre?.get(pemStarts);
-    // END markers in order, walked with one pointer: each BEGIN costs O(1) amortised to pair.
-    const ends = pemEnds(text, begins);
-    let e = 0;
+    const endAfter = endFinder(text, pre);
     let covered = 0;
-    for (const m of matches(PEM_BEGIN, text, begins)) {
+    for (const m of matches(PEM_BEGIN, text, pre?.get(pemStarts))) {
       if (m.index < covered) continue; // inside the previous key (defence in depth)
       const bodyStart = m.index + m[0].length;
       const limit = Math.min(text.length, bodyStart + PEM_MAX_BODY);
-      while (e < ends.length && (ends[e] ?? 0) < bodyStart) e++;
-      const endAt = ends[e];
+      const endAt = endAfter(bodyStart, limit);
       let bodyEnd: number;
       let spanEnd: number;
-      if (endAt !== undefined && endAt <= limit) {
+      if (endAt !== undefined) {
         bodyEnd = endAt;
-        const close = text.indexOf('-----', endAt + 8);
-        spanEnd = close !== -1 && close - endAt < 80 ? close + 5 : endAt + 8;
+        spanEnd = pemSpanEnd(text, endAt);
       } else {
         bodyEnd = pemBodyWithoutEnd(text, bodyStart, limit);
         spanEnd = bodyEnd;
@@ -665,8 +684,7 @@ const bearer_token: Detector = {
   window: 4096 + 40,
   find(text, pre) {
     const out: Span[] = [];
-    const starts = pre?.get(credentialStarts);
-    for (const m of matches(AUTH_HEADER, text, starts)) {
+    for (const m of matches(AUTH_HEADER, text, pre?.get(authHeaderStarts))) {
       const scheme = m[1]?.toLowerCase();
       const cred = m[2] ?? '';
       // `Token` / `Api-Token` schemes carry API keys: the api_key detector owns those.
@@ -675,7 +693,7 @@ const bearer_token: Detector = {
       const start = m.index + m[0].length - cred.length;
       out.push({ start, end: start + cred.length });
     }
-    for (const m of matches(BEARER, text, starts)) {
+    for (const m of matches(BEARER, text, pre?.get(bearerStarts))) {
       const cred = m[1] ?? '';
       if (!credentialOk(cred)) continue;
       const start = m.index + m[0].length - cred.length;
@@ -732,9 +750,30 @@ const ASSIGNMENT = new RegExp(
  */
 const CREDENTIAL_START = new RegExp(String.raw`${KEYWORD}\d{0,2}["']?[ \t]*[:=,]|bearer[ \t]`, 'gi');
 
-function credentialStarts(text: string): number[] {
-  return positionsOf(CREDENTIAL_START, text);
+/** CREDENTIAL_START's positions, split by the regexes that can start there (by first letter). */
+interface CredentialStarts {
+  header: number[];
+  bearer: number[];
+  assignment: number[];
 }
+
+function credentialStarts(text: string): CredentialStarts {
+  const out: CredentialStarts = { header: [], bearer: [], assignment: [] };
+  for (const at of positionsOf(CREDENTIAL_START, text)) {
+    const first = text.charCodeAt(at) | 0x20; // ASCII lower case
+    if (first === 0x62) {
+      out.bearer.push(at); // no key word starts with b
+    } else {
+      out.assignment.push(at);
+      if (first === 0x61) out.header.push(at); // Authorization
+    }
+  }
+  return out;
+}
+
+const authHeaderStarts = (_: string, pre: Prefilter) => pre.get(credentialStarts).header;
+const bearerStarts = (_: string, pre: Prefilter) => pre.get(credentialStarts).bearer;
+const assignmentStarts = (_: string, pre: Prefilter) => pre.get(credentialStarts).assignment;
 
 /** Key names that hold public or anti-forgery values, not credentials. */
 const NOT_A_SECRET_NAME = /(?:public|csrf|xsrf)[A-Za-z0-9_.-]{0,40}$/i;
@@ -780,7 +819,7 @@ const api_key: Detector = {
     for (const m of matches(SLACK_WEBHOOK, text, pre?.get(slackWebhookStarts))) {
       out.push({ start: m.index, end: m.index + m[0].length });
     }
-    for (const m of matches(ASSIGNMENT, text, pre?.get(credentialStarts))) {
+    for (const m of matches(ASSIGNMENT, text, pre?.get(assignmentStarts))) {
       const kw = m[1] ?? '';
       const value = m[2] ?? '';
       const prev = text[m.index - 1];
