@@ -853,3 +853,30 @@ export const DETECTORS: readonly Detector[] = Object.freeze([
 export const DETECTOR_BY_TYPE: Readonly<Record<DetectorType, Detector>> = Object.freeze(
   Object.fromEntries(DETECTORS.map((d) => [d.type, d])) as Record<DetectorType, Detector>,
 );
+
+/** A regex the detectors walk with a Prefilter, and the scan listing its candidate starts. */
+export interface CandidateScan {
+  regex: RegExp;
+  starts: (text: string, pre: Prefilter) => readonly number[];
+}
+
+/**
+ * Every regex the detectors walk with a Prefilter. For tests, which check the one rule the fast
+ * path rests on: the starts are sorted and hold every position where the regex matches.
+ */
+export const CANDIDATE_SCANS: readonly CandidateScan[] = Object.freeze([
+  { regex: EMAIL, starts: emailStarts },
+  { regex: CARD, starts: cardStarts },
+  { regex: SSN, starts: ssnStarts },
+  { regex: IBAN_CANDIDATE, starts: ibanStarts },
+  { regex: IBAN_SHAPE, starts: ibanStarts },
+  { regex: PHONE, starts: phoneStarts },
+  { regex: AWS_KEY, starts: awsStarts },
+  { regex: PEM_BEGIN, starts: pemStarts },
+  { regex: JWT, starts: jwtStarts },
+  { regex: AUTH_HEADER, starts: authHeaderStarts },
+  { regex: BEARER, starts: bearerStarts },
+  { regex: KNOWN_KEYS, starts: knownKeyStarts },
+  { regex: SLACK_WEBHOOK, starts: slackWebhookStarts },
+  { regex: ASSIGNMENT, starts: assignmentStarts },
+]);

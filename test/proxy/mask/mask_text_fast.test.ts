@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { DETECTOR_TYPES } from '../../../src/proxy/mask/detectors.js';
+import { CANDIDATE_SCANS, DETECTOR_TYPES, Prefilter } from '../../../src/proxy/mask/detectors.js';
 import { maskText, maskTextFullScan } from '../../../src/proxy/mask/mask_text.js';
 import { loadCorpus } from './corpus_cases.js';
 
@@ -29,7 +29,7 @@ const TRIGGERS = [
   'ghp_', 'gho_', 'github_pat_', 'glpat-', 'glrt-', 'GR1348941', 'xoxb-', 'xoxp-1-', 'xapp-1-', 'xoxe.xoxp-1-', 'xoxe-1-',
   'sk_live_', 'rk_test_', 'sk-ant-api03-', 'sk-proj-', 'sk-', 'T3BlbkFJ', 'hooks.slack.com/services/',
   'GB82', 'DE89', 'NO93', ' WEST', 'XX00',
-  '+', '+1', '+44 ', '(', ')', '(415)', '555-0100', '0312', '0', '1', '13', '-', '/',
+  '+', '+1', '+44 ', '(', ')', '(415)', '555-0100', '0312', '0', '1', '13', '-', '/', '0 1 234', '0-12 345', '1-(415)', '+1 2',
   '4111111111111111', '4111 1111 1111 1111', '3782-822463-10005', '536-22-8410', '536228410', '1700000000008',
 ];
 
@@ -72,7 +72,31 @@ function assertSame(input: string, types: readonly (typeof DETECTOR_TYPES)[numbe
   assert.deepEqual(maskText(input, types), maskTextFullScan(input, types), JSON.stringify(input));
 }
 
+/**
+ * The rule the fast path rests on, checked for each regex on its own: its candidate starts are
+ * sorted and hold every position where it matches (not only those a full scan reaches).
+ */
+function assertCandidatesCover(input: string): void {
+  const pre = new Prefilter(input);
+  for (const { regex, starts } of CANDIDATE_SCANS) {
+    const candidates = starts(input, pre);
+    assert.ok(candidates.every((at, i) => i === 0 || at >= candidates[i - 1]!), `${regex.source}: starts not sorted`);
+    const listed = new Set(candidates);
+    const sticky = new RegExp(regex.source, `${regex.flags}y`);
+    for (let at = 0; at < input.length; at++) {
+      sticky.lastIndex = at;
+      if (sticky.test(input)) assert.ok(listed.has(at), `${regex.source} matches at ${at} of ${JSON.stringify(input)}`);
+    }
+  }
+}
+
 describe('maskText fast path', () => {
+  it('lists every position where a regex matches among its candidates', () => {
+    for (const t of texts) assertCandidatesCover(t);
+    for (const t of [...TRIGGERS, ...secrets]) for (const around of ['', ' ', 'x', '1', '-', '.']) assertCandidatesCover(around + t + around);
+    fc.assert(fc.property(text, assertCandidatesCover), { numRuns: 500 });
+  });
+
   it('matches the full scan on every corpus text', () => {
     for (const t of texts) assertSame(t, DETECTOR_TYPES);
   });
