@@ -20,8 +20,8 @@ const secrets = cases.flatMap((c) => (c.secret === null ? [] : [c.secret]));
 const TRIGGERS = [
   '@', 'a@b.co', 'first.last+tag@mail.example.co.uk', '@example.com', `${'x'.repeat(64)}@example.com`,
   'eyJ', 'eyJhbGciOiJIUzI1NiJ9', 'eyJzdWIiOiJ4In0', '.',
-  'AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T', 'AKIAIOSFODNN7EXAMPLE', 'AKIA2EQARF3B244CKZQW',
-  '-----BEGIN ', 'PRIVATE KEY-----', '-----BEGIN RSA PRIVATE KEY-----\n', '-----END RSA PRIVATE KEY-----', '-----END', '-----',
+  'AKIA', 'ASIA', 'ABIA', 'ACCA', 'A3T', 'AKIAIOSFODNN7EXAMPLE', 'AKIA2EQARF3B244CKZQW', 'A3TXQ2EARF3B244CKZQW', 'ASIAY34FZKBOKMUTVV7A', 'ABIAY34FZKBOKMUTVV7A', 'ACCAY34FZKBOKMUTVV7A',
+  '-----BEGIN ', '-----BEGINPRIVATE KEY-----', '-----BEGIN OPENSSH PRIVATE KEY-----', 'PRIVATE KEY-----', '-----BEGIN RSA PRIVATE KEY-----\n', '-----END RSA PRIVATE KEY-----', '-----END', '-----',
   'MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oo5rzOhu5WSaoAoGCCqGSM49\n',
   'Authorization', 'authorization: ', 'AUTHORIZATION=', 'Bearer ', 'bearer\t', 'Basic ', 'Token ', 'Api-Token ',
   'api_key', 'API-KEY', 'apiToken', 'secret', 'Secret', 'token', 'TOKEN', 'password', 'passwd', 'pwd', 'credentials', 'auth', 'access_key', 'publicToken',
