@@ -24,7 +24,7 @@ const TRIGGERS = [
   '-----BEGIN ', '-----BEGINPRIVATE KEY-----', '-----BEGIN OPENSSH PRIVATE KEY-----', 'PRIVATE KEY-----', '-----BEGIN RSA PRIVATE KEY-----\n', '-----END RSA PRIVATE KEY-----', '-----END', '-----',
   'MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oo5rzOhu5WSaoAoGCCqGSM49\n',
   'Authorization', 'authorization: ', 'AUTHORIZATION=', 'Bearer ', 'bearer\t', 'Basic ', 'Token ', 'Api-Token ',
-  'api_key', 'API-KEY', 'apiToken', 'secret', 'Secret', 'token', 'TOKEN', 'password', 'passwd', 'pwd', 'credentials', 'auth', 'access_key', 'publicToken',
+  'api_key', 'API-KEY', 'apikey', 'apiToken', 'api-token', 'secret', 'Secret', 'token', 'TOKEN', 'password', 'PassWord', 'passwd', 'pwd', 'credential', 'credentials', 'auth', 'Authorization', 'access_key', 'accessKey', 'access-key', 'publicToken',
   '=', ':', ':=', '=>', '"', "'", ',', ' ', '\t', '\n', '\r\n', '12', '3',
   'ghp_', 'gho_', 'github_pat_', 'glpat-', 'glrt-', 'GR1348941', 'xoxb-', 'xoxp-1-', 'xapp-1-', 'xoxe.xoxp-1-', 'xoxe-1-',
   'sk_live_', 'rk_test_', 'sk-ant-api03-', 'sk-proj-', 'sk-', 'T3BlbkFJ', 'hooks.slack.com/services/',
