@@ -33,6 +33,13 @@ const TRIGGERS = [
   '4111111111111111', '4111 1111 1111 1111', '3782-822463-10005', '536-22-8410', '536228410', '1700000000008',
 ];
 
+/** Every spelling of the key words ASSIGNMENT knows, assigned in each way it accepts. */
+const KEY_WORDS = ['api_key', 'api-key', 'ApiKey', 'api_token', 'apitoken', 'secret', 'TOKEN', 'password', 'passwd', 'Pwd', 'credential', 'credentials', 'authorization', 'Auth', 'access_key', 'accesskey'];
+const ASSIGNMENTS = KEY_WORDS.flatMap((kw) =>
+  ['=', ': ', ' := ', '=>', '"="', "', ", '12\t:\t'].map((sep) => `${kw}${sep}q8Zr2LmX9vT4kP1w`),
+);
+TRIGGERS.push(...ASSIGNMENTS, 'Authorization: Bearer q8Zr2LmX9vT4kP1w', 'Bearer q8Zr2LmX9vT4kP1w', 'hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX');
+
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const chars = (set: string, maxLength: number) => fc.string({ unit: fc.constantFrom(...set), maxLength });
 
