@@ -463,20 +463,22 @@ function isPhoneCode(c: number): boolean {
  * {@link isPhoneCode} chars, and start at a `(` or at the first digit of a run (their lookbehinds
  * refuse a digit before). So this takes the maximal stretch of such chars around the digit run
  * `[start, end)` (not reaching back before `from`, where the previous stretch ended), and adds
- * its `(`s and run starts to `out` when it holds 5 digits or more. Returns the stretch's end.
+ * to `out` its `(`s and run starts that have 5 digits or more from there to the stretch's end.
+ * Returns the stretch's end.
  */
 function addPhoneStretch(text: string, start: number, end: number, from: number, out: number[]): number {
   let first = start;
   while (first > from && isPhoneCode(text.charCodeAt(first - 1))) first--;
   let last = end;
   while (last < text.length && isPhoneCode(text.charCodeAt(last))) last++;
-  let digits = 0;
-  for (let i = first; i < last; i++) if (isDigitAt(text, i)) digits++;
-  if (digits >= 5) {
-    for (let i = first; i < last; i++) {
-      if (text.charCodeAt(i) === 40 || (isDigitAt(text, i) && !isDigitAt(text, i - 1))) out.push(i);
-    }
+  const found: number[] = []; // backwards
+  let digitsFromHere = 0;
+  for (let i = last - 1; i >= first; i--) {
+    const c = text.charCodeAt(i);
+    if (isDigitCode(c)) digitsFromHere++;
+    if (digitsFromHere >= 5 && (c === 40 || (isDigitCode(c) && !isDigitAt(text, i - 1)))) found.push(i);
   }
+  for (let k = found.length - 1; k >= 0; k--) out.push(found[k]!);
   return last;
 }
 
