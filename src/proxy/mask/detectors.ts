@@ -471,14 +471,13 @@ function addPhoneStretch(text: string, start: number, end: number, from: number,
   while (first > from && isPhoneCode(text.charCodeAt(first - 1))) first--;
   let last = end;
   while (last < text.length && isPhoneCode(text.charCodeAt(last))) last++;
-  const found: number[] = []; // backwards
   let digitsFromHere = 0;
-  for (let i = last - 1; i >= first; i--) {
+  for (let i = first; i < last; i++) if (isDigitAt(text, i)) digitsFromHere++;
+  for (let i = first; i < last && digitsFromHere >= 5; i++) {
     const c = text.charCodeAt(i);
-    if (isDigitCode(c)) digitsFromHere++;
-    if (digitsFromHere >= 5 && (c === 40 || (isDigitCode(c) && !isDigitAt(text, i - 1)))) found.push(i);
+    if (c === 40 || (isDigitCode(c) && !isDigitAt(text, i - 1))) out.push(i);
+    if (isDigitCode(c)) digitsFromHere--;
   }
-  for (let k = found.length - 1; k >= 0; k--) out.push(found[k]!);
   return last;
 }
 
