@@ -65,7 +65,8 @@ export class Prefilter {
 
   /** `scan(text, this)`, computed once per Prefilter. */
   get<T>(scan: (text: string, pre: Prefilter) => T): T {
-    if (this.#done.has(scan)) return this.#done.get(scan) as T;
+    const done = this.#done.get(scan); // scans return arrays or objects, never undefined
+    if (done !== undefined) return done as T;
     const value = scan(this.text, this);
     this.#done.set(scan, value);
     return value;

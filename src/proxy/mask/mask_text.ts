@@ -31,8 +31,13 @@ export interface MaskResult {
   counts: Record<DetectorType, number>;
 }
 
+const ZERO_COUNTS: Readonly<Record<DetectorType, number>> = Object.freeze(
+  Object.fromEntries(DETECTOR_TYPES.map((t) => [t, 0])) as Record<DetectorType, number>,
+);
+
+/** A fresh all-zero tally (copying a template: callers masking small chunks call this often). */
 function zeroCounts(): Record<DetectorType, number> {
-  return Object.fromEntries(DETECTOR_TYPES.map((t) => [t, 0])) as Record<DetectorType, number>;
+  return { ...ZERO_COUNTS };
 }
 
 interface Labelled extends Span {
