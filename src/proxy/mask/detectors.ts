@@ -100,7 +100,7 @@ function* matches(re: RegExp, text: string, starts: readonly number[] | undefine
     const m = sticky.exec(text);
     if (m === null) continue;
     yield m;
-    from = at + Math.max(m[0].length, 1);
+    from = at + Math.max(m[0].length, 1); // matchAll steps over an empty match the same way
   }
 }
 
