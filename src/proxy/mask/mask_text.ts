@@ -1,4 +1,4 @@
-import { DETECTOR_BY_TYPE, DETECTOR_TYPES, type DetectorType, type Span } from './detectors.js';
+import { DETECTOR_BY_TYPE, DETECTOR_TYPES, Prefilter, type DetectorType, type Span } from './detectors.js';
 
 /**
  * Specificity order, most specific first: where matches of several detectors overlap, the
@@ -31,8 +31,13 @@ export interface MaskResult {
   counts: Record<DetectorType, number>;
 }
 
+const ZERO_COUNTS: Readonly<Record<DetectorType, number>> = Object.freeze(
+  Object.fromEntries(DETECTOR_TYPES.map((t) => [t, 0])) as Record<DetectorType, number>,
+);
+
+/** A fresh all-zero tally (copying a template: callers masking small chunks call this often). */
 function zeroCounts(): Record<DetectorType, number> {
-  return Object.fromEntries(DETECTOR_TYPES.map((t) => [t, 0])) as Record<DetectorType, number>;
+  return { ...ZERO_COUNTS };
 }
 
 interface Labelled extends Span {
@@ -43,14 +48,30 @@ interface Labelled extends Span {
  * Replace every match of the given detectors with `[MASKED:<type>]`. Overlapping matches are
  * merged into one replacement covering all of them (so no part of any match leaks), labelled
  * with the most specific type among them ({@link SPECIFICITY}); nothing is masked twice.
+ *
+ * The detectors try their regexes only at the candidate positions of a {@link Prefilter} (cheap
+ * scans shared by all of them): the same result as {@link maskTextFullScan}, about three times
+ * faster on model output with few secrets (bench/rows/60_mask_text.ts).
  */
 export function maskText(text: string, types: readonly DetectorType[]): MaskResult {
+  return maskWith(text, types, new Prefilter(text));
+}
+
+/**
+ * maskText as it was first written: every detector regex walks the whole text. The reference
+ * the fast path is tested (and benchmarked) against; not for production use.
+ */
+export function maskTextFullScan(text: string, types: readonly DetectorType[]): MaskResult {
+  return maskWith(text, types, undefined);
+}
+
+function maskWith(text: string, types: readonly DetectorType[], pre: Prefilter | undefined): MaskResult {
   const counts = zeroCounts();
   const found: Labelled[] = [];
   for (const type of new Set(types)) {
     const detector = DETECTOR_BY_TYPE[type];
     if (detector === undefined) throw new TypeError(`unknown mask type: ${String(type)}`);
-    for (const s of detector.find(text)) if (s.end > s.start) found.push({ ...s, type });
+    for (const s of detector.find(text, pre)) if (s.end > s.start) found.push({ ...s, type });
   }
   if (found.length === 0) return { text, counts };
   found.sort((a, b) => a.start - b.start || b.end - a.end);

@@ -6,21 +6,10 @@
  * >= 0.95 and false-positive rate <= 0.05, overall and per family.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { DETECTOR_TYPES } from '../../../src/proxy/mask/detectors.js';
 import { maskText } from '../../../src/proxy/mask/mask_text.js';
-
-const CORPUS = process.env.MINTGATE_MASK_CORPUS ?? '/work/shared/corpus/masking/cases.jsonl';
-
-interface Case {
-  id: string;
-  text: string;
-  secret: string | null;
-  type: string | null;
-  expected: 'mask' | 'keep';
-  family: string | null;
-}
+import { loadCorpus, type Case } from './corpus_cases.js';
 
 function passes(c: Case): boolean {
   const out = maskText(c.text, DETECTOR_TYPES).text;
@@ -40,10 +29,7 @@ interface Tally {
 const rate = (n: number, d: number): number => (d === 0 ? Number.NaN : n / d);
 
 describe('masking corpus', () => {
-  const cases = readFileSync(CORPUS, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Case);
+  const cases = loadCorpus();
   const tallies = new Map<string, Tally>();
   const failures: string[] = [];
   const tally = (key: string): Tally => {
