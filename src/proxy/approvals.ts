@@ -10,19 +10,12 @@
  */
 import type { Logger } from 'pino';
 import { request, type Dispatcher } from 'undici';
+import type { Approval } from '../store/store.js';
 import { ProxyUnavailable } from './errors.js';
 import type { ApprovalEvent } from './feed_follower.js';
 
-export interface HeldRequest {
-  jti: string;
-  sub: string;
-  job_id: string;
-  route: string;
-  method: string;
-  path: string;
-  model?: string | undefined;
-  request_sha256: string;
-}
+/** What `POST /admin/approvals` is told about a held call: the broker's approval, as opened. */
+export type HeldRequest = Pick<Approval, 'jti' | 'sub' | 'job_id' | 'route' | 'method' | 'path' | 'request_sha256'> & { model?: string | undefined };
 
 export type ApprovalOutcome = { id: string; status: 'approved' | 'denied' | 'pending' | 'expired' };
 
