@@ -108,12 +108,8 @@ function remainder(all: MaskPolicy, done: MaskPolicy): MaskPolicy {
   return { types: all.types.filter((t) => !done.types.includes(t)), fields: all.fields.filter((f) => !fields.has(f)) };
 }
 
-/** The kept bytes, masked with `policy`; a binary body is described, not kept. */
+/** The kept bytes, masked with `policy` (an empty one passes text through); a binary body is described, not kept. */
 function maskedText(policy: MaskPolicy, chunks: Buffer[], contentType: string | undefined, truncated: boolean): { text: string; truncated: boolean } | { omitted: string } {
-  const text = (): string => Buffer.concat(chunks).toString('utf8');
-  if (policy.types.length === 0 && policy.fields.length === 0) {
-    return /^(text\/|application\/([a-z.+-]*\+)?json\b)/i.test(contentType ?? 'text/plain') ? { text: text(), truncated } : { omitted: `${contentType} body not recorded` };
-  }
   const masker = createBodyMasker(policy, contentType ?? 'text/plain');
   if (!masker) return { omitted: `${contentType ?? 'unknown'} body not recorded` };
   const parts = chunks.map((c) => masker.write(c));

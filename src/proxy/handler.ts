@@ -24,7 +24,7 @@ import type { ProxyMetrics } from './metrics.js';
 import type { RevocationSet } from './revocations.js';
 import { normalizePath, UnsafePath, type Route, type RouteTable } from './routes.js';
 import type { TokenVerifier, VerifiedToken } from './token_verifier.js';
-import type { Upstream } from './upstream.js';
+import { requestHasBody, type Upstream } from './upstream.js';
 
 export interface ProxyDeps {
   config: ProxyConfig;
@@ -123,7 +123,6 @@ export function proxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: Serve
         if (outcome.status !== 'approved') throw new ApprovalRequired(outcome.id, outcome.status);
       }
 
-      if (!body && deps.config.record.bodies) req.on('data', (chunk: Buffer) => recorder.requestBody(chunk));
       const target = queryAt < 0 ? path : path + rawTarget.slice(queryAt);
       const mask = route.mask.length > 0 || route.mask_fields.length > 0 ? { types: route.mask, fields: route.mask_fields } : null;
       recorder.responseMaskedWith(mask);
@@ -136,6 +135,7 @@ export function proxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: Serve
           mask,
           signal: abort.signal,
           onBody: (chunk) => recorder.responseBody(chunk),
+          onRequestBody: (chunk) => recorder.requestBody(chunk),
         },
         res,
       );
@@ -151,7 +151,7 @@ export function proxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: Serve
         bytesOut = Buffer.byteLength(text);
         const extra = Object.entries(oauth.headers).flat();
         // A body we did not read cannot be followed by another request on this connection.
-        if (!req.readableEnded && hasBody(req)) extra.push('Connection', 'close');
+        if (!req.readableEnded && requestHasBody(req)) extra.push('Connection', 'close');
         res.writeHead(status, [...JSON_HEADERS, 'Content-Length', String(bytesOut), 'X-Request-Id', reqId, ...extra]);
         res.end(text);
       } else {
@@ -182,11 +182,6 @@ export function proxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: Serve
       }),
     );
   };
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return length !== undefined ? length !== '0' : req.headers['transfer-encoding'] !== undefined;
 }
 
 /** RFC 6750 2.1: `Authorization: Bearer <token>`. Anything else is "no token" (401, no error code). */

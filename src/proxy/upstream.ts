@@ -38,6 +38,8 @@ export interface ForwardRequest {
   signal: AbortSignal;
   /** Called with each chunk sent to the client (after masking), for the record. */
   onBody?: (chunk: Uint8Array) => void;
+  /** Called with each chunk of a request body streamed through (not read beforehand), for the record. */
+  onRequestBody?: (chunk: Buffer) => void;
 }
 
 export interface ForwardResult {
@@ -73,7 +75,7 @@ export class Upstream {
         method: f.req.method as 'GET',
         path: this.basePath + f.target,
         headers,
-        body: f.body ?? (hasBody(f.req) ? f.req : null),
+        body: f.body ?? (requestHasBody(f.req) ? Readable.from(tap(f.req, f.onRequestBody)) : null),
         signal: f.signal,
         headersTimeout: 300_000,
         bodyTimeout: 300_000,
@@ -159,7 +161,19 @@ function listed(connection: string | string[] | undefined): Set<string> {
   return new Set(text.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean));
 }
 
-function hasBody(req: IncomingMessage): boolean {
+/**
+ * The request body as undici reads it, each chunk also shown to `onChunk`. A second 'data'
+ * listener instead would start the stream flowing before undici reads it, and lose bytes.
+ */
+async function* tap(req: IncomingMessage, onChunk: ((chunk: Buffer) => void) | undefined): AsyncGenerator<Buffer> {
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    onChunk?.(chunk);
+    yield chunk;
+  }
+}
+
+/** Whether the request carries a body (a length above 0, or chunked). */
+export function requestHasBody(req: IncomingMessage): boolean {
   return req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
 }
 
