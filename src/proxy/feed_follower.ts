@@ -43,6 +43,8 @@ export class FeedFollower {
   private readonly agent: Agent;
   private readonly now: () => number;
   private lastEventId: string | null = null;
+  /** Connections opened with Last-Event-ID (a resume, not a fresh read of the deny-list). */
+  private resumedCount = 0;
   private connectedFlag = false;
   private everConnected = false;
   /** Epoch ms the feed was last heard from; -Infinity before the first connection. */
@@ -61,6 +63,11 @@ export class FeedFollower {
   /** True while a stream is open. */
   get connected(): boolean {
     return this.connectedFlag;
+  }
+
+  /** How many connections resumed after a known event (sent Last-Event-ID and were accepted). */
+  get resumes(): number {
+    return this.resumedCount;
   }
 
   /** True once a stream has been opened at least once (the deny-list was received). */
@@ -128,6 +135,7 @@ export class FeedFollower {
     }
 
     const resumed = this.lastEventId !== null;
+    if (resumed) this.resumedCount += 1;
     this.connectedFlag = true;
     this.everConnected = true;
     this.lastHeardAt = this.now();

@@ -16,6 +16,11 @@ describe('proxy: revocation feed resume', () => {
   after(() => rig?.close());
 
   it('a revocation made while the feed was down arrives on reconnect', async () => {
+    // An event on the feed first, so the proxy has a position to resume from.
+    const earlier = JSON.parse(Buffer.from((await rig.token()).split('.')[1]!, 'base64url').toString()) as { jti: string };
+    await rig.broker.postJson('/admin/revocations', { jti: earlier.jti }, { authorization: `Bearer ${ADMIN_TOKEN}` });
+    await waitFor(() => rig.proxy.revocations.size > 0, 2_000, 'the first revocation at the proxy');
+    const resumesBefore = rig.proxy.feed.resumes;
     const token = await rig.token();
     assert.equal((await rig.call('GET', '/v1/models', { token })).status, 200);
     // The broker ends every stream (as when it shuts down); its store keeps taking revocations.
@@ -25,5 +30,6 @@ describe('proxy: revocation feed resume', () => {
     assert.equal((await rig.broker.postJson('/admin/revocations', { jti }, { authorization: `Bearer ${ADMIN_TOKEN}` })).status, 201);
     await waitFor(() => rig.proxy.feed.connected, 5_000, 'the proxy to reconnect');
     await waitFor(async () => (await rig.call('GET', '/v1/models', { token })).status === 401, 2_000, 'the revocation applied');
+    assert.equal(rig.proxy.feed.resumes, resumesBefore + 1, 'the reconnection resumed with Last-Event-ID');
   });
 });
