@@ -40,6 +40,64 @@ export interface Detector {
    * over the whole text.
    */
   find(text: string, pre?: Prefilter): Span[];
+  /**
+   * False when `text`, as {@link Traits} describes it, cannot hold a match at all (a necessary
+   * condition of every regex of the detector: chars it requires, a least length). Lets maskText
+   * skip a detector outright on the short strings a JSON answer is mostly made of.
+   */
+  possible(t: Traits): boolean;
+}
+
+/** Longest text whose {@link Traits} are counted; a longer one is assumed to have them all. */
+export const TRAITS_MAX_CHARS = 1024;
+
+/** One pass over a short text: its length, ASCII digits, and which chars the detectors require occur. */
+export interface Traits {
+  length: number;
+  digits: number;
+  /** `T_*` bits. */
+  has: number;
+}
+
+export const T_AT = 1;
+export const T_UPPER = 2;
+export const T_UPPER_A = 4;
+export const T_J = 8;
+export const T_DOT = 16;
+export const T_DASH = 32;
+export const T_UNDERSCORE = 64;
+export const T_SLASH = 128;
+export const T_COLON_EQ = 256;
+export const T_COMMA = 512;
+export const T_BLANK = 1024;
+const T_ALL = 2047;
+
+/** Bits by ASCII code (0 for chars no detector keys on). */
+const TRAIT_OF = new Uint16Array(128);
+for (let c = 65; c <= 90; c++) TRAIT_OF[c] = T_UPPER;
+TRAIT_OF[64] = T_AT;
+TRAIT_OF[65] = T_UPPER | T_UPPER_A;
+TRAIT_OF[74] = T_UPPER | T_J;
+TRAIT_OF[46] = T_DOT;
+TRAIT_OF[45] = T_DASH;
+TRAIT_OF[95] = T_UNDERSCORE;
+TRAIT_OF[47] = T_SLASH;
+TRAIT_OF[58] = T_COLON_EQ;
+TRAIT_OF[61] = T_COLON_EQ;
+TRAIT_OF[44] = T_COMMA;
+TRAIT_OF[32] = T_BLANK;
+TRAIT_OF[9] = T_BLANK;
+
+export function traitsOf(text: string): Traits {
+  if (text.length > TRAITS_MAX_CHARS) return { length: text.length, digits: text.length, has: T_ALL };
+  let digits = 0;
+  let has = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits++;
+    else if (c < 128) has |= TRAIT_OF[c]!;
+  }
+  return { length: text.length, digits, has };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,14 +232,45 @@ function digitStarts(text: string): DigitStarts {
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
 
-function distinctChars(s: string): number {
-  return new Set(s).size;
+/** Stamps of the ASCII chars seen by the current {@link hasDistinct} call (a new stamp per call). */
+const SEEN = new Uint32Array(128);
+let seenStamp = 0;
+
+/**
+ * Whether `s` holds at least `n` distinct code points (what `new Set(s).size >= n` says), with
+ * an early exit and no allocation for ASCII: the detectors ask it of every candidate, and
+ * building a Set of a string's chars was a tenth of the proxy's masking time.
+ */
+function hasDistinct(s: string, n: number): boolean {
+  if (n <= 0) return true;
+  seenStamp = (seenStamp + 1) >>> 0;
+  if (seenStamp === 0) {
+    SEEN.fill(0);
+    seenStamp = 1;
+  }
+  let count = 0;
+  let others: Set<number> | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 128) {
+      if (SEEN[c] === seenStamp) continue;
+      SEEN[c] = seenStamp;
+    } else {
+      const cp = s.codePointAt(i)!;
+      if (cp > 0xffff) i++;
+      others ??= new Set();
+      if (others.has(cp)) continue;
+      others.add(cp);
+    }
+    if (++count >= n) return true;
+  }
+  return false;
 }
 
 /** A value made of one or two repeated chars (`XXXX`, `xxxx-xxxx`, `****`) is a placeholder. */
 function isPlaceholder(s: string): boolean {
   const body = s.replace(/[-_.]/g, '');
-  return distinctChars(body) < 4 || /^(?:x+|X+|\*+|0+|\.+)$/.test(body);
+  return !hasDistinct(body, 4) || /^(?:x+|X+|\*+|0+|\.+)$/.test(body);
 }
 
 function decodeBase64UrlJson(segment: string): unknown {
@@ -269,6 +358,8 @@ function emailStarts(text: string): number[] {
 
 const email: Detector = {
   type: 'email',
+  // EMAIL needs an `@`.
+  possible: (t) => (t.has & T_AT) !== 0,
   window: 64 + 1 + 8 * 64 + 63,
   find(text, pre) {
     const out: Span[] = [];
@@ -315,6 +406,8 @@ function cardStarts(text: string, pre: Prefilter): number[] {
 
 const credit_card: Detector = {
   type: 'credit_card',
+  // 13 digits at least.
+  possible: (t) => t.digits >= 13,
   window: 19 + 6,
   find(text, pre) {
     const out: Span[] = [];
@@ -324,7 +417,7 @@ const credit_card: Detector = {
       if (digits.length < 13 || digits.length > 19 || !luhnValid(digits)) continue;
       // 13 digits starting with 1 read as epoch milliseconds (2001-2286), not a card.
       if (digits.length === 13 && digits.startsWith('1')) continue;
-      if (distinctChars(digits) < 2) continue;
+      if (!hasDistinct(digits, 2)) continue;
       shapes ??= ibanShapes(text, pre);
       if (overlapsAny(shapes, m.index, m.index + m[0].length, pre !== undefined)) continue;
       out.push({ start: m.index, end: m.index + m[0].length });
@@ -352,7 +445,7 @@ export function ssnValid(digits: string): boolean {
   if (area === '000' || area === '666' || area.startsWith('9')) return false;
   if (group === '00' || serial === '0000') return false;
   if (SSN_PUBLISHED.has(digits)) return false;
-  if (distinctChars(digits) === 1 || digits === '123456789') return false;
+  if (!hasDistinct(digits, 2) || digits === '123456789') return false;
   return true;
 }
 
@@ -375,6 +468,8 @@ function ssnStarts(text: string, pre: Prefilter): number[] {
 
 const us_ssn: Detector = {
   type: 'us_ssn',
+  // 9 digits.
+  possible: (t) => t.digits >= 9,
   window: 11,
   find(text, pre) {
     const out: Span[] = [];
@@ -426,6 +521,8 @@ function ibanCut(candidate: string): number {
 
 const iban: Detector = {
   type: 'iban',
+  // Two capitals and two digits, then 11 chars or more.
+  possible: (t) => t.length >= 15 && t.digits >= 2 && (t.has & T_UPPER) !== 0,
   window: 34 + 8,
   find(text, pre) {
     const out: Span[] = [];
@@ -495,6 +592,8 @@ function phoneStarts(text: string, pre: Prefilter): number[] {
 
 const phone: Detector = {
   type: 'phone',
+  // 9 to 15 digits are required of every match.
+  possible: (t) => t.digits >= 9,
   window: 32,
   find(text, pre) {
     const out: Span[] = [];
@@ -524,12 +623,14 @@ function awsStarts(text: string): number[] {
 
 const aws_access_key: Detector = {
   type: 'aws_access_key',
+  // 20 chars, starting with a capital A.
+  possible: (t) => t.length >= 20 && (t.has & T_UPPER_A) !== 0,
   window: 20,
   find(text, pre) {
     const out: Span[] = [];
     for (const m of matches(AWS_KEY, text, pre?.get(awsStarts))) {
       // AWS's documentation keys end in EXAMPLE; AKIAXXXX… is a placeholder.
-      if (m[0].endsWith('EXAMPLE') || distinctChars(m[0].slice(4)) < 4) continue;
+      if (m[0].endsWith('EXAMPLE') || !hasDistinct(m[0].slice(4), 4)) continue;
       out.push({ start: m.index, end: m.index + m[0].length });
     }
     return out;
@@ -609,6 +710,8 @@ function pemSpanEnd(text: string, endAt: number): number {
 
 const private_key: Detector = {
   type: 'private_key',
+  // `-----BEGIN`, `PRIVATE KEY-----`: 26 chars at least.
+  possible: (t) => t.length >= 26 && (t.has & T_DASH) !== 0,
   window: PEM_MAX_BODY + 120,
   find(text, pre) {
     const out: Span[] = [];
@@ -631,7 +734,7 @@ const private_key: Detector = {
       const body = text.slice(bodyStart, bodyEnd).replace(/^[A-Za-z-]{1,40}:.*$/gm, '');
       const b64 = body.replace(/[^A-Za-z0-9+/=]/g, '');
       // An empty or placeholder body ("anything") is not a key.
-      if (b64.length < 32 || distinctChars(b64) < 10) continue;
+      if (b64.length < 32 || !hasDistinct(b64, 10)) continue;
       out.push({ start: m.index, end: spanEnd });
       covered = spanEnd;
     }
@@ -666,6 +769,8 @@ function jwtStarts(text: string): number[] {
 
 const jwt: Detector = {
   type: 'jwt',
+  // `eyJ`, 8 chars, a dot, 2 chars, a dot.
+  possible: (t) => t.length >= 15 && (t.has & T_J) !== 0 && (t.has & T_DOT) !== 0,
   window: 4096 + 16384 + 4096 + 8,
   find(text, pre) {
     const out: Span[] = [];
@@ -693,6 +798,8 @@ function credentialOk(cred: string): boolean {
 
 const bearer_token: Detector = {
   type: 'bearer_token',
+  // `Authorization` then `:` or `=`, or `Bearer` then a blank; then 8 chars.
+  possible: (t) => t.length >= 15 && (t.has & (T_COLON_EQ | T_BLANK)) !== 0,
   window: 4096 + 40,
   find(text, pre) {
     const out: Span[] = [];
@@ -797,7 +904,7 @@ const KNOWN_PREFIX = /^(?:xox|xapp-|gh[pousr]_|github_pat_|gl(?:pat|ptt|rt)-|GR1
 
 function assignedValueOk(value: string): boolean {
   if (KNOWN_PREFIX.test(value) || /EXAMPLE$/.test(value)) return false;
-  return /\d/.test(value) && /[A-Za-z]/.test(value) && distinctChars(value) >= 5 && !isPlaceholder(value);
+  return /\d/.test(value) && /[A-Za-z]/.test(value) && hasDistinct(value, 5) && !isPlaceholder(value);
 }
 
 /**
@@ -822,6 +929,9 @@ const slackWebhookStarts = (_: string, pre: Prefilter) => pre.get(keyPrefixStart
 
 const api_key: Detector = {
   type: 'api_key',
+  // Every known prefix holds `_` or `-` (GR1348941: 7 digits), a webhook `/`, an assignment
+  // `:`, `=` or `,`; the shortest match is `pwd=` and 8 chars.
+  possible: (t) => t.length >= 12 && (t.digits >= 7 || (t.has & (T_UNDERSCORE | T_DASH | T_SLASH | T_COLON_EQ | T_COMMA)) !== 0),
   window: 256 + 60,
   find(text, pre) {
     const out: Span[] = [];
@@ -832,7 +942,7 @@ const api_key: Detector = {
       if (after !== undefined && KNOWN_KEY_BOUNDARY_BEFORE.test(after)) continue;
       // Placeholders (`ghp_xxxx…`) and Slack tokens whose last part has no letter (`…-####`).
       const tail = m[0].slice(-20);
-      if (distinctChars(tail.replace(/[-_.]/g, '')) < 8) continue;
+      if (!hasDistinct(tail.replace(/[-_.]/g, ''), 8)) continue;
       if (m[0].startsWith('xox')) {
         const last = m[0].slice(m[0].lastIndexOf('-') + 1);
         if (!/[A-Za-z]/.test(last)) continue;

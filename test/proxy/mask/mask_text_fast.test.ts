@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CANDIDATE_SCANS, DETECTOR_TYPES, Prefilter, type DetectorType } from '../../../src/proxy/mask/detectors.js';
+import { CANDIDATE_SCANS, DETECTORS, DETECTOR_TYPES, Prefilter, TRAITS_MAX_CHARS, traitsOf, type DetectorType } from '../../../src/proxy/mask/detectors.js';
 import { maskText, maskTextFullScan } from '../../../src/proxy/mask/mask_text.js';
 import { loadCorpus } from './corpus_cases.js';
 
@@ -96,7 +96,60 @@ function assertCandidatesCover(input: string): void {
   }
 }
 
+/**
+ * The rule the traits gate rests on: a detector that matches a text (full scan) never calls
+ * that text impossible. Checked on the bare secrets and triggers too, which sit right at the
+ * gates' length and char thresholds.
+ */
+function assertGatesHold(input: string): void {
+  const traits = traitsOf(input);
+  for (const detector of DETECTORS) {
+    if (detector.find(input).length > 0) assert.ok(detector.possible(traits), `${detector.type} matches ${JSON.stringify(input)} but its gate says impossible`);
+  }
+}
+
+/** The shortest secrets of each gated kind: a gate one char or digit too strict misses one of these. */
+const AT_THE_GATES: Array<[DetectorType, string]> = [
+  ['credit_card', '4222222222222'],
+  ['us_ssn', '536228410'],
+  ['phone', '415 555 0134'],
+  ['iban', 'NO9386011117947'],
+  ['aws_access_key', 'AKIA2EQARF3B244CKZQW'],
+  ['jwt', 'eyJhbGciOiJub25lIn0.e30.'],
+  ['bearer_token', 'Bearer q8Zr2LmX'],
+  ['api_key', 'pwd=q8Zr2LmX'],
+  ['email', 'a@b.co'],
+];
+
 describe('maskText fast path', () => {
+  it('masks the shortest secret of each kind (the gates are not too strict)', () => {
+    for (const [type, secret] of AT_THE_GATES) {
+      assert.equal(maskText(secret, [type]).counts[type], 1, secret);
+      assertSame(secret, DETECTOR_TYPES);
+    }
+  });
+
+  it('never rules a detector out of a text it matches (traits gate)', () => {
+    let gated = 0;
+    for (const t of [...texts, ...secrets, ...TRIGGERS]) {
+      assertGatesHold(t);
+      if (t.length <= TRAITS_MAX_CHARS) gated++;
+    }
+    assert.ok(gated > 100, 'the gates were exercised on short texts');
+    fc.assert(fc.property(text, assertGatesHold), { numRuns: 3000 });
+    // Each secret with each char a gate keys on taken out, one at a time: right at the edge.
+    for (const secret of secrets) for (const ch of '@.-_/:=, \tAJ0123456789') assertGatesHold(secret.split(ch).join(''));
+  });
+
+  it('still skips what cannot match: a short clean string runs no detector', () => {
+    for (const clean of ['finish', 'assistant', 'chat.completion', 'llama-3-8b', 'fp_demo', 'stop']) {
+      const traits = traitsOf(clean);
+      const possible = DETECTORS.filter((d) => d.possible(traits)).map((d) => d.type);
+      assert.deepEqual(possible, [], clean);
+    }
+  });
+
+
   it('lists every position where a regex matches among its candidates', () => {
     for (const t of texts) assertCandidatesCover(t);
     for (const t of [...TRIGGERS, ...secrets]) for (const around of ['', ' ', 'x', '1', '-', '.']) assertCandidatesCover(around + t + around);
