@@ -33,7 +33,8 @@ export class BlockRules {
         if (value === undefined) continue;
         subjects = Array.isArray(value) ? value : [value];
       }
-      if (subjects.some((s) => rule.pattern.matcher(s).find())) return `block_requests[${i}] (${rule.where})`;
+      // test(), not matcher().find(): a yes/no needs no capture groups, and runs several times faster.
+      if (subjects.some((s) => rule.pattern.test(s))) return `block_requests[${i}] (${rule.where})`;
     }
     return null;
   }

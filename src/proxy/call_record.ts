@@ -54,7 +54,7 @@ export class CallRecorder {
 
   /** The route masks the response with `policy`: the record need not do that work again. */
   responseMaskedWith(policy: MaskPolicy | null): void {
-    if (policy) this.responsePolicy = remainder(RECORD_POLICY, policy);
+    if (policy) this.responsePolicy = recordRemainder(policy);
   }
 
   requestBody(chunk: Buffer): void {
@@ -95,17 +95,29 @@ export class CallRecorder {
   }
 }
 
+/**
+ * Keeps up to `room` bytes of `chunk`, by reference: request and response chunks are fresh
+ * buffers nobody writes to again, and copying every body was a tenth of a record's cost.
+ */
 function keepPart(chunk: Uint8Array, into: Buffer[], room: number): number {
   if (room <= 0) return 0;
   const part = chunk.length <= room ? chunk : chunk.subarray(0, room);
-  into.push(Buffer.from(part));
+  into.push(Buffer.isBuffer(part) ? part : Buffer.from(part.buffer, part.byteOffset, part.length));
   return part.length;
 }
 
-/** The part of `all` that `done` did not cover. */
-function remainder(all: MaskPolicy, done: MaskPolicy): MaskPolicy {
-  const fields = new Set(done.fields.map((f) => f.toLowerCase()));
-  return { types: all.types.filter((t) => !done.types.includes(t)), fields: all.fields.filter((f) => !fields.has(f)) };
+/** What is left of RECORD_POLICY after a route's policy, per route policy (computed once each). */
+const REMAINDERS = new WeakMap<MaskPolicy, MaskPolicy>();
+
+/** The part of RECORD_POLICY that `done` did not cover (one object per `done`: maskers remember per policy). */
+function recordRemainder(done: MaskPolicy): MaskPolicy {
+  let left = REMAINDERS.get(done);
+  if (left === undefined) {
+    const fields = new Set(done.fields.map((f) => f.toLowerCase()));
+    left = Object.freeze({ types: RECORD_POLICY.types.filter((t) => !done.types.includes(t)), fields: RECORD_POLICY.fields.filter((f) => !fields.has(f)) });
+    REMAINDERS.set(done, left);
+  }
+  return left;
 }
 
 /** The kept bytes, masked with `policy` (an empty one passes text through); a binary body is described, not kept. */
@@ -114,5 +126,6 @@ function maskedText(policy: MaskPolicy, chunks: Buffer[], contentType: string | 
   if (!masker) return { omitted: `${contentType ?? 'unknown'} body not recorded` };
   const parts = chunks.map((c) => masker.write(c));
   parts.push(masker.end());
-  return { text: Buffer.concat(parts.map((p) => Buffer.from(p))).toString('utf8'), truncated };
+  const bytes = parts.filter((p) => p.length > 0).map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p.buffer, p.byteOffset, p.length)));
+  return { text: (bytes.length === 1 ? bytes[0]! : Buffer.concat(bytes)).toString('utf8'), truncated };
 }

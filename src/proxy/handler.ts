@@ -124,7 +124,7 @@ export function proxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: Serve
       }
 
       const target = queryAt < 0 ? path : path + rawTarget.slice(queryAt);
-      const mask = route.mask.length > 0 || route.mask_fields.length > 0 ? { types: route.mask, fields: route.mask_fields } : null;
+      const mask = route.maskPolicy;
       recorder.responseMaskedWith(mask);
       const result = await deps.upstream.forward(
         {

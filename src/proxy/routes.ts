@@ -5,17 +5,27 @@
  * `/v1/chat/completions/../../secrets/x` is `/secrets/x` for the table and for the model server.
  */
 import type { RouteConfig } from '../config/proxy.js';
+import type { MaskPolicy } from './mask/index.js';
 
 export interface Route extends RouteConfig {
   /** Pattern segments; `*` one segment, a final `**` the rest. */
   readonly segments: readonly string[];
+  /**
+   * `mask` and `mask_fields` as one policy, or null when the route masks nothing. One object
+   * for the route's life: the maskers remember per policy object what they learnt (keys).
+   */
+  readonly maskPolicy: MaskPolicy | null;
 }
 
 export class RouteTable {
   private readonly routes: readonly Route[];
 
   constructor(routes: readonly RouteConfig[]) {
-    this.routes = routes.map((r) => ({ ...r, segments: splitPath(r.path) }));
+    this.routes = routes.map((r) => ({
+      ...r,
+      segments: splitPath(r.path),
+      maskPolicy: r.mask.length > 0 || r.mask_fields.length > 0 ? Object.freeze({ types: r.mask, fields: r.mask_fields }) : null,
+    }));
   }
 
   /** The first route matching `method` and the normalised `path`, or undefined. */

@@ -41,8 +41,9 @@ export function createJsonMasker(policy: MaskPolicy, limit = JSON_BUFFER_LIMIT):
     },
     end() {
       if (fallback !== null) return fallback.end();
-      const raw = Buffer.concat(chunks);
+      const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
       chunks = [];
+      if (policy.types.length === 0 && !mayNameField(raw, policy.fields)) return raw;
       let value: unknown;
       try {
         value = JSON.parse(raw.toString('utf8'));
@@ -62,6 +63,21 @@ export function createJsonMasker(policy: MaskPolicy, limit = JSON_BUFFER_LIMIT):
       return Buffer.from(out, 'utf8');
     },
   };
+}
+
+/**
+ * False when no key of this JSON text can be one of `fields` (matched as JsonValueMasker does,
+ * on the key's lower case). Without a `\\u` escape in the text, only a char JSON must escape
+ * (`"`, `\\`, a control char) or may (`/`) is written differently from what it reads as, so a
+ * key that is a field (none of those in it) appears quoted as it reads: the text's lower case
+ * holds `"<field>"`. A policy of fields only then leaves a body that names none as it came,
+ * without parsing it (what the record does with an answer the route has masked already).
+ */
+function mayNameField(raw: Buffer, fields: readonly string[]): boolean {
+  const text = raw.toString('utf8');
+  if (text.includes('\\u')) return true;
+  const lower = text.toLowerCase();
+  return fields.some((f) => /["\\/\u0000-\u001f]/.test(f) || lower.includes(`"${f.toLowerCase()}"`));
 }
 
 function textOf(masker: BodyMasker, raw: Uint8Array): Uint8Array {

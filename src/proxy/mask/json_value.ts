@@ -30,18 +30,30 @@ interface KeyMemo {
   counts: Array<[MaskLabel, number]>;
 }
 
-/** Keys remembered per walker (an API's key set is small; past this, they are computed each time). */
+/** Keys remembered per policy (an API's key set is small; past this, the memo starts over). */
 const KEY_MEMO_ENTRIES = 1024;
+/** Longest key remembered, in chars. */
+const KEY_MEMO_MAX_CHARS = 128;
+
+/**
+ * Keys, shared by every body masked with the same policy object: an API writes the same few
+ * keys in every answer (`finish_reason`, `prompt_tokens`, ...), each costing a detector pass
+ * otherwise. Only keys that mask to themselves are kept, so no secret outlives its body here.
+ */
+const SHARED_KEYS = new WeakMap<MaskPolicy, Map<string, KeyMemo>>();
 
 export class JsonValueMasker {
   private readonly fields: ReadonlySet<string>;
   private readonly memo = new Map<string, Memo>();
-  private readonly keys = new Map<string, KeyMemo>();
+  private readonly keys: Map<string, KeyMemo>;
   /** Where the current serialize() counts. */
   private counts: MaskCounts = {};
 
   constructor(private readonly policy: MaskPolicy) {
     this.fields = new Set(policy.fields.map((f) => f.toLowerCase()));
+    let keys = SHARED_KEYS.get(policy);
+    if (keys === undefined) SHARED_KEYS.set(policy, (keys = new Map()));
+    this.keys = keys;
   }
 
   /** Whether `key` is one of `mask_fields`. */
@@ -130,7 +142,10 @@ export class JsonValueMasker {
     const counts: MaskCounts = {};
     const masked = this.policy.types.length === 0 ? key : maskString(key, this.policy.types, counts);
     const memo = { json: `${JSON.stringify(masked)}:`, field: this.isField(key), counts: Object.entries(counts) as Array<[MaskLabel, number]> };
-    if (this.keys.size < KEY_MEMO_ENTRIES && key.length <= MEMO_MAX_CHARS) this.keys.set(key, memo);
+    if (masked === key && key.length <= KEY_MEMO_MAX_CHARS) {
+      if (this.keys.size >= KEY_MEMO_ENTRIES) this.keys.clear();
+      this.keys.set(key, memo);
+    }
     return memo;
   }
 

@@ -66,6 +66,19 @@ describe('JSON body masker', () => {
     assert.deepEqual(counts, { field: 1 });
   });
 
+  it('fields only: a body that names none of them leaves as it came, unparsed; any spelling of one is still found', () => {
+    const policy: MaskPolicy = { types: [], fields: ['password', 'Token'] };
+    const raw = '{ "mail" :  "jane.doe@example.com",\n  "n": 1.50 }';
+    assert.equal(drive(createBodyMasker(policy, 'application/json')!, pieces(raw, 5)).text, raw);
+    const spellings = ['{"PassWord":"x"}', '{"pass\\u0077ord":"x"}', '{"TOKEN":"x"}', '{"to\u212Aen":"x"}', '{"a":{"b":[{"token":"x"}]}}'];
+    for (const body of spellings) {
+      const masker = createBodyMasker(policy, 'application/json')!;
+      const { text } = drive(masker, pieces(body, 3));
+      assert.ok(text.includes('[MASKED:field]'), `${body} -> ${text}`);
+      assert.deepEqual(masker.counts, { field: 1 }, body);
+    }
+  });
+
   it('application/problem+json and other +json types are JSON', () => {
     assert.deepEqual(maskJson({ password: 'x' }, POLICY, 'application/problem+json; charset=utf-8').value, { password: '[MASKED:field]' });
   });
