@@ -9,6 +9,9 @@
  *   npm run bench -- exchange peer    only row modules whose file name contains a word
  *                                     (written to bench/results/partial.json instead)
  *
+ * What is measured is the product as it ships: dist/, which this script builds first
+ * (MINTGATE_SKIP_BUILD=1 skips that); see support/shipped.ts.
+ *
  * Environment: BENCH_DURATION (timed seconds per load run, default 8), BENCH_WARMUP (default 1.5),
  * BENCH_CONNECTIONS (default 32), BENCH_CPU_PROF=1 (each server's timed run is CPU-profiled into
  * bench/results/profiles/*.cpuprofile, at some cost to its rate; summarise one with
@@ -28,6 +31,7 @@
  * Adding a row: a file bench/rows/NN_name.ts exporting
  * `async function measure(ctx: BenchContext): Promise<MeasuredRow[]>` (see support/types.ts).
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -75,6 +79,16 @@ async function main(): Promise<number> {
   if (files.length === 0) {
     console.error(`no row module in bench/rows matches ${filters.join(', ')}`);
     return 1;
+  }
+
+  // The product is measured as it ships (bench/support/shipped.ts): dist/, built from this src/.
+  if (process.env.MINTGATE_SKIP_BUILD !== '1') {
+    ctx.log('building dist/ (what is measured)');
+    const build = spawnSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit', cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    if (build.status !== 0) {
+      console.error('npm run build failed; nothing measured');
+      return 1;
+    }
   }
 
   const load = loadavg()[0]!;

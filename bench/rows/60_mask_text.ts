@@ -20,9 +20,11 @@
  * against the full scan's once per text; a difference is a problem (the row is BROKEN).
  */
 import { performance } from 'node:perf_hooks';
-import { DETECTOR_TYPES } from '../../src/proxy/mask/detectors.js';
-import { maskText, maskTextFullScan } from '../../src/proxy/mask/mask_text.js';
+import { shipped } from '../support/shipped.js';
 import type { BenchContext, MeasuredRow } from '../support/types.js';
+
+const { DETECTOR_TYPES } = await shipped<typeof import('../../src/proxy/mask/detectors.js')>('proxy/mask/detectors.js');
+const { maskText, maskTextFullScan } = await shipped<typeof import('../../src/proxy/mask/mask_text.js')>('proxy/mask/mask_text.js');
 
 export const WITH_SECRETS_ROW_NAME = 'maskText (with secrets)';
 export const NO_SECRETS_ROW_NAME = 'maskText (no secrets)';

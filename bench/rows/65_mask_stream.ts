@@ -16,10 +16,13 @@
  * input per second); every pass is in `details`.
  */
 import { performance } from 'node:perf_hooks';
-import { DETECTOR_TYPES } from '../../src/proxy/mask/detectors.js';
-import { createBodyMasker, type MaskCounts, type MaskPolicy } from '../../src/proxy/mask/index.js';
-import { createSseMasker } from '../../src/proxy/mask/sse_masker.js';
+import type { MaskCounts, MaskPolicy } from '../../src/proxy/mask/index.js';
+import { shipped } from '../support/shipped.js';
 import type { BenchContext, MeasuredRow } from '../support/types.js';
+
+const { DETECTOR_TYPES } = await shipped<typeof import('../../src/proxy/mask/detectors.js')>('proxy/mask/detectors.js');
+const { createBodyMasker } = await shipped<typeof import('../../src/proxy/mask/index.js')>('proxy/mask/index.js');
+const { createSseMasker } = await shipped<typeof import('../../src/proxy/mask/sse_masker.js')>('proxy/mask/sse_masker.js');
 
 export const ROW_NAME = 'mask stream (SSE)';
 const SLOW_ROW_NAME = 'mask stream (SSE, parsing every event)';

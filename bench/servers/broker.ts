@@ -17,11 +17,13 @@
  * has the same subject and address, and the limits are not what is being measured) but not
  * off, so their counters are still paid for.
  */
-import { buildBrokerConfig } from '../../src/config/broker.js';
-import { InMemoryKeystoreRepository } from '../../src/keys/keystore.js';
-import { startBroker } from '../../src/main.js';
 import { freePort } from '../../test/support/ports.js';
 import { serveChild } from '../support/child.js';
+import { shipped } from '../support/shipped.js';
+
+const { buildBrokerConfig } = await shipped<typeof import('../../src/config/broker.js')>('config/broker.js');
+const { InMemoryKeystoreRepository } = await shipped<typeof import('../../src/keys/keystore.js')>('keys/keystore.js');
+const { startBroker } = await shipped<typeof import('../../src/main.js')>('main.js');
 
 export interface BrokerSpec {
   /** The `trust` section of mintgate.yaml. */

@@ -8,10 +8,12 @@
  * Input, as JSON in `BENCH_PROXY_SPEC` (see {@link ProxySpec}); the proxy's credential at the
  * broker comes from `MINTGATE_PROXY_TOKEN`, as for the CLI.
  */
-import { buildProxyConfig } from '../../src/config/proxy.js';
-import { startProxy } from '../../src/proxy/proxy.js';
 import { serveChild } from '../support/child.js';
 import { benchProxyConfig, type ProxySpec } from '../support/proxy_config.js';
+import { shipped } from '../support/shipped.js';
+
+const { buildProxyConfig } = await shipped<typeof import('../../src/config/proxy.js')>('config/proxy.js');
+const { startProxy } = await shipped<typeof import('../../src/proxy/proxy.js')>('proxy/proxy.js');
 
 /** How long the proxy may take to load the broker's keys and connect its revocation feed. */
 const READY_MS = 20_000;

@@ -4,8 +4,10 @@
  * `POST /v1/chat/completions` answer (non-stream) is about 1.1 KB of JSON whose reply text
  * plants one fake secret of each of the ten mask types, so a masking proxy has work to do.
  */
-import { startDemoModelServer } from '../../src/dev/demo_model.js';
 import { serveChild } from '../support/child.js';
+import { shipped } from '../support/shipped.js';
+
+const { startDemoModelServer } = await shipped<typeof import('../../src/dev/demo_model.js')>('dev/demo_model.js');
 
 await serveChild(async () => {
   const server = await startDemoModelServer({ host: '127.0.0.1', port: 0, keepRequests: 0 });
