@@ -44,13 +44,22 @@ const SHARED_KEYS = new WeakMap<MaskPolicy, Map<string, KeyMemo>>();
 
 export class JsonValueMasker {
   private readonly fields: ReadonlySet<string>;
-  private readonly memo = new Map<string, Memo>();
+  /** Strings remembered by this walker, when it walks many documents (a stream's events). */
+  private readonly memo: Map<string, Memo> | null;
   private readonly keys: Map<string, KeyMemo>;
   /** Where the current serialize() counts. */
   private counts: MaskCounts = {};
 
-  constructor(private readonly policy: MaskPolicy) {
+  /**
+   * `rememberStrings` for a walker that serializes many small documents repeating the same
+   * strings (a stream's chunks: id, model, fingerprint); a single document gains nothing from it.
+   */
+  constructor(
+    private readonly policy: MaskPolicy,
+    opts: { rememberStrings?: boolean } = {},
+  ) {
     this.fields = new Set(policy.fields.map((f) => f.toLowerCase()));
+    this.memo = opts.rememberStrings ? new Map() : null;
     let keys = SHARED_KEYS.get(policy);
     if (keys === undefined) SHARED_KEYS.set(policy, (keys = new Map()));
     this.keys = keys;
@@ -78,6 +87,7 @@ export class JsonValueMasker {
    */
   private mask(text: string): string {
     if (this.policy.types.length === 0) return text;
+    if (this.memo === null) return maskString(text, this.policy.types, this.counts);
     const hit = this.memo.get(text);
     if (hit !== undefined) {
       for (const [label, n] of hit.counts) addCount(this.counts, label, n);

@@ -128,7 +128,7 @@ class SseMasker implements BodyMasker {
     private readonly policy: MaskPolicy,
     fastPath: boolean,
   ) {
-    this.json = new JsonValueMasker(policy);
+    this.json = new JsonValueMasker(policy, { rememberStrings: true });
     this.fast = fastPath && !FAST_PATH_KEYS.some((k) => this.json.isField(k));
   }
 
