@@ -177,26 +177,27 @@ export class AuditSpool {
     }
   }
 
-  /** Events from `from` on, up to the broker's caps (count and bytes; at least one event). */
-  private nextBatch(events: Array<{ line: string; event: unknown }>, from: number): unknown[] {
-    const batch: unknown[] = [];
+  /** Lines (events) from `from` on, up to the broker's caps (count and bytes; at least one event). */
+  private nextBatch(lines: readonly string[], from: number): string[] {
+    const batch: string[] = [];
     let bytes = 0;
-    for (let i = from; i < events.length && batch.length < this.batchSize; i++) {
-      const { line, event } = events[i]!;
+    for (let i = from; i < lines.length && batch.length < this.batchSize; i++) {
+      const line = lines[i]!;
       if (batch.length > 0 && bytes + line.length > this.batchBytes) break;
       bytes += line.length + 1;
-      batch.push(event);
+      batch.push(line);
     }
     return batch;
   }
 
-  private async post(events: unknown[]): Promise<'ok' | 'retry' | 'rejected'> {
+  /** Sends spooled lines as `{"events": [...]}`: each line is one event's JSON already (checked when read). */
+  private async post(lines: readonly string[]): Promise<'ok' | 'retry' | 'rejected'> {
     try {
       const res = await request(`${this.opts.broker}/admin/audit/events`, {
         method: 'POST',
         dispatcher: this.opts.dispatcher,
         headers: { authorization: `Bearer ${this.opts.credential}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ events }),
+        body: `{"events":[${lines.join(',')}]}`,
         headersTimeout: 10_000,
         bodyTimeout: 10_000,
       });
@@ -215,15 +216,19 @@ export class AuditSpool {
   }
 }
 
-function parseLines(text: string, onBad: (lineNo: number) => void): Array<{ line: string; event: unknown }> {
-  const out: Array<{ line: string; event: unknown }> = [];
+/** The lines of a spool file that hold a JSON object (a torn or damaged line is reported and skipped). */
+function parseLines(text: string, onBad: (lineNo: number) => void): string[] {
+  const out: string[] = [];
   text.split('\n').forEach((line, i) => {
     if (line === '') return;
+    let value: unknown;
     try {
-      out.push({ line, event: JSON.parse(line) });
+      value = JSON.parse(line);
     } catch {
-      onBad(i + 1);
+      value = undefined;
     }
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) out.push(line);
+    else onBad(i + 1);
   });
   return out;
 }

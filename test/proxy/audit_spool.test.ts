@@ -104,10 +104,11 @@ describe('audit spool', () => {
   it('ships what a crashed proxy left behind, skipping a torn last line', async () => {
     receiver.batches.length = 0;
     const lines = [record(20), record(21)].map((r) => JSON.stringify(r)).join('\n');
-    await writeFile(join(dir, 'calls-0000000000001-000001.jsonl'), `${lines}\n{"id":"ev-torn","ty`);
+    // A damaged line that still parses (not an object) is skipped like a torn one.
+    await writeFile(join(dir, 'calls-0000000000001-000001.jsonl'), `${lines}\n"damaged"\n{"id":"ev-torn","ty`);
     const s = spool();
     await s.start();
-    assert.equal(s.backlog, 2, 'counted before shipping (the torn line is not an event)');
+    assert.equal(s.backlog, 2, 'counted before shipping (the torn and damaged lines are not events)');
     await s.shipNow(true);
     assert.deepEqual(shipped(), ['ev-20', 'ev-21']);
     assert.equal(s.backlog, 0);
