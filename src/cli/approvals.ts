@@ -1,26 +1,11 @@
 /** `mintgate approvals list|approve|deny`: human approval of requests the proxy holds. */
 import { Option, type Command } from 'commander';
+import type { ApprovalJson } from '../broker/admin_approvals.js';
 import { adminCredential, callBroker } from './http_client.js';
-
-/** An approval as the broker answers it (openapi.yaml `Approval`). */
-interface ApprovalRow {
-  id: string;
-  status: string;
-  jti: string;
-  sub: string;
-  job_id: string;
-  route: string;
-  method: string;
-  path: string;
-  model: string | null;
-  created_at: string;
-  expires_at: string;
-  decided_by?: string;
-}
 
 const STATUSES = ['pending', 'approved', 'denied', 'expired'];
 
-function printTable(approvals: ApprovalRow[]): void {
+function printTable(approvals: ApprovalJson[]): void {
   if (approvals.length === 0) {
     process.stdout.write('no approvals\n');
     return;
@@ -43,7 +28,7 @@ export function registerApprovals(program: Command): void {
     .option('--json', 'print the JSON the broker answers')
     .action(async (opts: { broker: string; status?: string; json?: boolean }) => {
       const query = opts.status ? `?status=${encodeURIComponent(opts.status)}` : '';
-      const res = (await callBroker(opts.broker, `admin/approvals${query}`, { method: 'GET', bearer: adminCredential() })) as { approvals: ApprovalRow[] };
+      const res = (await callBroker(opts.broker, `admin/approvals${query}`, { method: 'GET', bearer: adminCredential() })) as { approvals: ApprovalJson[] };
       if (opts.json) process.stdout.write(`${JSON.stringify(res, null, 2)}\n`);
       else printTable(res.approvals);
     });
@@ -54,7 +39,7 @@ export function registerApprovals(program: Command): void {
       .requiredOption('--broker <url>', 'the broker, e.g. http://127.0.0.1:8080')
       .option('--json', 'print the decided approval as JSON')
       .action(async (id: string, opts: { broker: string; json?: boolean }) => {
-        const approval = (await callBroker(opts.broker, `admin/approvals/${encodeURIComponent(id)}/${name}`, { method: 'POST', bearer: adminCredential() })) as ApprovalRow;
+        const approval = (await callBroker(opts.broker, `admin/approvals/${encodeURIComponent(id)}/${name}`, { method: 'POST', bearer: adminCredential() })) as ApprovalJson;
         process.stdout.write(
           opts.json ? `${JSON.stringify(approval, null, 2)}\n` : `${past} ${approval.id}: ${approval.method} ${approval.path} (route ${approval.route}, ${approval.sub}, job ${approval.job_id})\n`,
         );
